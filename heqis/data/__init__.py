@@ -1,0 +1,1 @@
+"""Market data: sources (Tushare, bundled sample, CSV), cleaning, adjustment and the parquet store."""

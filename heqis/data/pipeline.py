@@ -1,0 +1,368 @@
+"""``heqis data``: fetch → clean → assemble → adjust → features → store, incrementally.
+
+The store's manifest records, per symbol, the date range already fetched (``coverage``), so a
+second run asks the source only for the dates it lacks; each symbol is then rebuilt from its raw
+rows, which re-bases the adjusted prices whenever a new adjustment factor has arrived.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from heqis.config import Settings, read_token
+from heqis.data.assemble import RawPieces, forward_adjust, merge_raw, raw_bars, st_mask
+from heqis.data.boards import TS_CODE, classify
+from heqis.data.cleaning import CleaningReport, clean_daily
+from heqis.data.fetch import Fetcher, QueryApi
+from heqis.data.schema import DERIVED_COLUMNS, RAW_COLUMNS, STORED_COLUMNS, UNIVERSE_COLUMNS, conform_bars
+from heqis.data.store import DataStore
+from heqis.data.watchlist import Instrument, load_watchlist
+from heqis.errors import HeqisError
+from heqis.features.columns import FEATURE_COLUMNS
+from heqis.features.compute import add_features
+
+SOURCES = ("sample", "tushare", "csv")
+DEFAULT_TUSHARE_START = date(2018, 1, 1)
+CSV_SYMBOL = re.compile(r"^[A-Z0-9][A-Z0-9._-]{0,31}$")
+
+Progress = Callable[[str, int, int], None]  # (what, done, total)
+
+
+@dataclass
+class DataRequest:
+    """What the user asked ``heqis data`` for."""
+
+    source: str = "sample"
+    data_dir: Path = Path("heqis-data")
+    watchlist: Path | None = None
+    start: date | None = None
+    end: date | None = None
+    features: bool = True
+    replace: bool = False
+    csv_path: Path | None = None
+    csv_symbol: str | None = None
+    volume_unit: str = "shares"
+    amount_unit: str = "yuan"
+
+
+@dataclass
+class SymbolSummary:
+    """One symbol as stored, in numbers a user can check at a glance."""
+
+    ts_code: str
+    name: str
+    kind: str
+    board: str
+    rows: int
+    first: str | None
+    last: str | None
+    suspended_days: int
+    limit_up_days: int
+    limit_down_days: int
+    one_price_limit_days: int
+    st_days: int
+    adj_events: int
+    last_close: float | None
+    fetched: bool
+
+
+@dataclass
+class DataResult:
+    """What ``heqis data`` did; rendered as a table or ``--json``."""
+
+    data_dir: str
+    source: str
+    synthetic: bool
+    watchlist: str
+    start: str | None
+    end: str | None
+    content_hash: str
+    api_calls: int
+    retries: int
+    seconds: float
+    symbols: list[SymbolSummary]
+    cleaning: CleaningReport
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["cleaning"] = self.cleaning.to_dict()
+        return out
+
+
+def missing_spans(covered: tuple[date, date] | None, start: date, end: date) -> list[tuple[date, date]]:
+    """The parts of [start, end] outside the covered range (at most one before, one after)."""
+    if start > end:
+        return []
+    if covered is None:
+        return [(start, end)]
+    c0, c1 = covered
+    spans = []
+    if start < c0:
+        spans.append((start, min(end, c0 - timedelta(days=1))))
+    if end > c1:
+        spans.append((max(start, c1 + timedelta(days=1)), end))
+    return spans
+
+
+def summarize(bars: pd.DataFrame | None, inst: Instrument, name: str, sessions: pd.DatetimeIndex,
+              fetched: bool) -> SymbolSummary:
+    if bars is None or bars.empty:
+        return SymbolSummary(inst.ts_code, name, inst.kind, inst.board, 0, None, None, 0, 0, 0, 0, 0, 0,
+                             None, fetched)
+    first, last = bars["trade_date"].iloc[0], bars["trade_date"].iloc[-1]
+    open_days = int(((sessions >= first) & (sessions <= last)).sum())
+    close = bars["close_raw"].to_numpy()
+    up = bars["up_limit"].to_numpy()
+    down = bars["down_limit"].to_numpy()
+    at_up = np.isfinite(up) & (close >= up - 1e-6)
+    at_down = np.isfinite(down) & (close <= down + 1e-6)
+    flat = (bars["high_raw"] == bars["low_raw"]).to_numpy()
+    adj = bars["adj_factor"].to_numpy()
+    return SymbolSummary(
+        ts_code=inst.ts_code, name=name, kind=inst.kind, board=inst.board, rows=len(bars),
+        first=first.date().isoformat(), last=last.date().isoformat(),
+        suspended_days=max(open_days - len(bars), 0),
+        limit_up_days=int(at_up.sum()), limit_down_days=int(at_down.sum()),
+        one_price_limit_days=int(((at_up | at_down) & flat).sum()),
+        st_days=int(bars["is_st"].sum()), adj_events=int((np.diff(adj) != 0).sum()),
+        last_close=float(close[-1]), fetched=fetched)
+
+
+def finish_bars(raw: pd.DataFrame, features: bool) -> pd.DataFrame:
+    """Stored bars (every column of DESIGN.md §3) from merged raw rows."""
+    bars = forward_adjust(raw)
+    if features:
+        bars = add_features(bars)
+    else:
+        bars = bars.assign(**{c: np.nan for c in DERIVED_COLUMNS})
+    return conform_bars(bars, with_features=True)
+
+
+def _prepare_store(store: DataStore, source: str, replace: bool) -> dict | None:
+    if not store.exists():
+        return None
+    manifest = store.manifest()
+    if replace:
+        for path in (store.bars_dir, store.partial_dir):
+            shutil.rmtree(path, ignore_errors=True)
+        for name in ("calendar.parquet", "universe.parquet", "manifest.json"):
+            (store.root / name).unlink(missing_ok=True)
+        return None
+    if manifest.get("source") != source:
+        raise HeqisError(f"{store.root} holds '{manifest.get('source')}' data; refusing to mix in '{source}' data",
+                         hint="use another --data-dir, or add --replace to start this store over")
+    return manifest
+
+
+def _merge_calendar(store: DataStore, new: pd.DataFrame) -> pd.DataFrame:
+    try:
+        old = store.read_calendar()
+    except HeqisError:
+        old = None
+    cal = new if old is None else pd.concat([old, new], ignore_index=True)
+    cal = cal.groupby("trade_date", as_index=False)["is_open"].max()
+    return cal.sort_values("trade_date").reset_index(drop=True)
+
+
+def _merge_universe(store: DataStore, new: pd.DataFrame) -> pd.DataFrame:
+    old = store.read_universe()
+    uni = pd.concat([old, new], ignore_index=True) if len(old) else new
+    return uni.drop_duplicates("ts_code", keep="last").loc[:, list(UNIVERSE_COLUMNS)]
+
+
+def make_api(req: DataRequest, settings: Settings, instruments: list[Instrument]) -> tuple[QueryApi, bool]:
+    """(the query API of the source, whether its data are synthetic)."""
+    if req.source == "sample":
+        from heqis.data.sources.sample import sample_api
+
+        return sample_api(instruments), True
+    from heqis.data.sources.tushare import TushareApi
+
+    return TushareApi(read_token(settings), url=settings.tushare_url, timeout_s=settings.tushare_timeout_s,
+                      calls_per_min=settings.tushare_calls_per_min, retries=settings.tushare_retries,
+                      backoff_s=settings.tushare_backoff_s), False
+
+
+def run_data(req: DataRequest, settings: Settings, progress: Progress | None = None,
+             api: QueryApi | None = None) -> DataResult:
+    """Run ``heqis data``; ``api`` replaces the source's own (tests)."""
+    if req.source not in SOURCES:
+        raise HeqisError(f"unknown source '{req.source}'", hint=f"use one of: {', '.join(SOURCES)}")
+    t0 = time.monotonic()
+    progress = progress or (lambda what, done, total: None)
+    store = DataStore(req.data_dir)
+    with store.lock():
+        manifest = _prepare_store(store, req.source, req.replace)
+        if req.source == "csv":
+            return _run_csv(req, store, progress, t0)
+        return _run_api(req, settings, store, manifest, progress, t0, api)
+
+
+def _requested_range(req: DataRequest) -> tuple[date, date, list[str]]:
+    notes: list[str] = []
+    if req.source == "sample":
+        from heqis.data.sources.sample import SAMPLE_END, SAMPLE_START
+
+        start = max(req.start or SAMPLE_START, SAMPLE_START)
+        end = min(req.end or SAMPLE_END, SAMPLE_END)
+        if (req.start and req.start < SAMPLE_START) or (req.end and req.end > SAMPLE_END):
+            notes.append(f"the sample data set covers {SAMPLE_START}..{SAMPLE_END}; range clamped")
+    else:
+        start = req.start or DEFAULT_TUSHARE_START
+        end = req.end or date.today()
+    if start > end:
+        raise HeqisError(f"--start {start} is after --end {end}", hint="swap them")
+    return start, end, notes
+
+
+def _run_api(req: DataRequest, settings: Settings, store: DataStore, manifest: dict | None,
+             progress: Progress, t0: float, api: QueryApi | None) -> DataResult:
+    instruments, origin = load_watchlist(req.watchlist)
+    start, end, notes = _requested_range(req)
+    synthetic = req.source == "sample"
+    if api is None:
+        api, synthetic = make_api(req, settings, instruments)
+    partial = store.partial_dir if req.source == "tushare" else None
+    fetcher = Fetcher(api, partial_dir=partial)
+    coverage = store.coverage() if manifest else {}
+    cal_cov = tuple(date.fromisoformat(d) for d in manifest["calendar_coverage"]) \
+        if manifest and manifest.get("calendar_coverage") else None
+
+    # Never mark today or later as fetched: today's bar may not be published yet.
+    horizon = min(end, date.today() - timedelta(days=1)) if req.source == "tushare" else end
+
+    cal_spans = missing_spans(cal_cov, start, end)  # type: ignore[arg-type]
+    if cal_spans:
+        cal = pd.concat([fetcher.calendar(a, b) for a, b in cal_spans], ignore_index=True)
+        store.write_calendar(_merge_calendar(store, cal))
+        cal_cov = (min(start, cal_cov[0]), max(end, cal_cov[1])) if cal_cov else (start, end)
+    sessions = store.sessions()
+
+    uni = store.read_universe()
+    lacking = [i for i in instruments if i.ts_code not in set(uni["ts_code"])]
+    if lacking:
+        uni = _merge_universe(store, fetcher.universe(lacking))
+        store.write_universe(uni)
+    names = dict(zip(uni["ts_code"], uni["name"], strict=True))
+
+    report = CleaningReport()
+    summaries = []
+    total = len(instruments)
+    for n, inst in enumerate(instruments):
+        progress(inst.ts_code, n, total)
+        spans = missing_spans(coverage.get(inst.ts_code), start, end)
+        old = store.read_bars_if_any(inst.ts_code)
+        if spans:
+            merged = old.loc[:, list(RAW_COLUMNS)] if old is not None else None
+            names_table = None
+            for a, b in spans:
+                pieces = fetcher.instrument(inst, a, b)
+                daily, rep = clean_daily(pieces.daily, inst.ts_code, f"{req.source} {inst.ts_code}")
+                report.merge(rep)
+                if not daily.empty:
+                    merged = merge_raw(merged, raw_bars(RawPieces(daily, pieces.adj, pieces.limit,
+                                                                  pieces.basic, pieces.names)))
+                names_table = pieces.names if pieces.names is not None else names_table
+            if merged is not None and not merged.empty:
+                if names_table is not None:
+                    merged = merged.assign(is_st=st_mask(merged["trade_date"], names_table))
+                old = finish_bars(merged, req.features)
+                store.write_bars(inst.ts_code, old)
+            last_bar = old["trade_date"].iloc[-1].date() if old is not None and len(old) else start
+            prev = coverage.get(inst.ts_code)
+            cov_end = max(min(end, horizon), last_bar)
+            coverage[inst.ts_code] = (min(start, prev[0]) if prev else start,
+                                      max(cov_end, prev[1]) if prev else cov_end)
+        elif old is not None and req.features and old[list(DERIVED_COLUMNS)].isna().all().all():
+            old = finish_bars(old.loc[:, list(RAW_COLUMNS)], True)  # features asked for after --no-features
+            store.write_bars(inst.ts_code, old)
+        summaries.append(summarize(old, inst, names.get(inst.ts_code, inst.ts_code), sessions, bool(spans)))
+        progress(inst.ts_code, n + 1, total)
+
+    written = store.write_manifest(req.source, synthetic, coverage, cal_cov,  # type: ignore[arg-type]
+                                   {"watchlist": origin, "features": list(FEATURE_COLUMNS)})
+    shutil.rmtree(store.partial_dir, ignore_errors=True)
+    if not any(s.fetched for s in summaries):
+        notes.append("up to date: nothing to fetch")
+    for s in summaries:
+        if s.rows == 0:
+            notes.append(f"{s.ts_code}: no bars in {start}..{end} (not listed, suspended or unknown code)")
+    return DataResult(
+        data_dir=str(store.root), source=req.source, synthetic=synthetic, watchlist=origin,
+        start=written["start"], end=written["end"], content_hash=written["content_hash"],
+        api_calls=fetcher.calls, retries=getattr(api, "retried", 0), seconds=round(time.monotonic() - t0, 3),
+        symbols=summaries, cleaning=report, notes=notes)
+
+
+def _csv_code(path: Path, symbol: str | None, many: bool) -> str:
+    code = (symbol if symbol and not many else path.stem).strip().upper()
+    if not CSV_SYMBOL.match(code):
+        raise HeqisError(f"{path}: '{code}' cannot name a symbol",
+                         hint="use --symbol with letters, digits, '.', '_' or '-' (e.g. 600519.SH)")
+    return code
+
+
+def _run_csv(req: DataRequest, store: DataStore, progress: Progress, t0: float) -> DataResult:
+    from heqis.data.sources.csv_source import csv_files, read_csv_symbol
+
+    if req.csv_path is None:
+        raise HeqisError("--source csv needs --path FILE (or a folder of CSV files)")
+    files = csv_files(req.csv_path)
+    report = CleaningReport()
+    prepared = []
+    for path in files:  # read and check every file before writing anything
+        code = _csv_code(path, req.csv_symbol, len(files) > 1)
+        sym = read_csv_symbol(path, code, req.volume_unit, req.amount_unit)
+        daily, rep = clean_daily(sym.daily, code, str(path))
+        if req.start:
+            daily = daily[daily["trade_date"] >= pd.Timestamp(req.start)]
+        if req.end:
+            daily = daily[daily["trade_date"] <= pd.Timestamp(req.end)]
+        if daily.empty:
+            raise HeqisError(f"{path}: no rows inside {req.start or '…'}..{req.end or '…'}",
+                             hint="widen --start/--end")
+        report.merge(rep)
+        kind, board = classify(code) if TS_CODE.match(code) else ("stock", "main")
+        prepared.append((Instrument(code, kind, board), path, daily))
+
+    coverage = store.coverage() if store.exists() else {}
+    dates = pd.DatetimeIndex(sorted(set().union(*(set(d["trade_date"]) for _, _, d in prepared))))
+    first, last = dates[0], dates[-1]
+    days = pd.date_range(first, last, freq="D").astype("datetime64[ns]")
+    store.write_calendar(_merge_calendar(store, pd.DataFrame({"trade_date": days, "is_open": days.isin(dates)})))
+    sessions = store.sessions()
+    uni_rows = []
+    summaries = []
+    for n, (inst, path, daily) in enumerate(prepared):
+        progress(inst.ts_code, n, len(prepared))
+        bars = finish_bars(raw_bars(RawPieces(daily)), req.features)
+        store.write_bars(inst.ts_code, bars)
+        coverage[inst.ts_code] = (bars["trade_date"].iloc[0].date(), bars["trade_date"].iloc[-1].date())
+        uni_rows.append({"ts_code": inst.ts_code, "name": path.stem, "kind": inst.kind, "board": inst.board,
+                         "list_date": bars["trade_date"].iloc[0], "list_status": "L"})
+        summaries.append(summarize(bars, inst, path.stem, sessions, True))
+        progress(inst.ts_code, n + 1, len(prepared))
+    uni = pd.DataFrame(uni_rows)
+    uni["list_date"] = uni["list_date"].astype("datetime64[ns]")
+    store.write_universe(_merge_universe(store, uni))
+    cal = store.read_calendar()
+    cal_cov = (cal["trade_date"].iloc[0].date(), cal["trade_date"].iloc[-1].date())
+    written = store.write_manifest("csv", False, coverage, cal_cov,
+                                   {"watchlist": str(req.csv_path), "features": list(FEATURE_COLUMNS)})
+    return DataResult(
+        data_dir=str(store.root), source="csv", synthetic=False, watchlist=str(req.csv_path),
+        start=written["start"], end=written["end"], content_hash=written["content_hash"], api_calls=0,
+        retries=0, seconds=round(time.monotonic() - t0, 3), symbols=summaries, cleaning=report)
+
+
+__all__ = ["STORED_COLUMNS", "DataRequest", "DataResult", "run_data"]

@@ -1,0 +1,91 @@
+"""Any OHLCV CSV into the store: ``date, open, high, low, close, volume[, amount]``.
+
+Column names are matched case-insensitively with common aliases (``Date``/``trade_date``,
+``Volume``/``vol``). A file is one symbol, named by ``--symbol`` or the file name; a directory
+is read file by file. Volume is taken in shares and stored in lots (÷100) and amount in CNY
+stored in thousand CNY (÷1000), Tushare's units, unless the flags say the file already uses those.
+Prices are taken as raw and unadjusted (adj_factor 1); limits, turnover and ST are unknown.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from heqis.errors import HeqisError
+
+ALIASES = {
+    "trade_date": ("trade_date", "date", "datetime", "time", "day", "日期"),
+    "open": ("open", "开盘", "开盘价"),
+    "high": ("high", "最高", "最高价"),
+    "low": ("low", "最低", "最低价"),
+    "close": ("close", "收盘", "收盘价"),
+    "vol": ("vol", "volume", "成交量"),
+    "amount": ("amount", "turnover_value", "value", "成交额"),
+}
+REQUIRED = ("trade_date", "open", "high", "low", "close", "vol")
+
+
+@dataclass
+class CsvSymbol:
+    """One CSV file read into Tushare's ``daily`` layout (with ``_row`` = line number in the file)."""
+
+    ts_code: str
+    path: Path
+    daily: pd.DataFrame
+
+
+def _rename(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
+    lower = {str(c).strip().lower(): c for c in frame.columns}
+    mapping = {}
+    for target, names in ALIASES.items():
+        for name in names:
+            if name in lower:
+                mapping[lower[name]] = target
+                break
+    missing = [t for t in REQUIRED if t not in mapping.values()]
+    if missing:
+        raise HeqisError(f"{path}: row 1 (header) lacks column(s) {', '.join(missing)}; "
+                         f"found {', '.join(map(str, frame.columns))}",
+                         hint="needed: date, open, high, low, close, volume[, amount]")
+    return frame.rename(columns=mapping)[[c for c in ALIASES if c in mapping.values()]]
+
+
+def read_csv_symbol(path: Path, ts_code: str, volume_unit: str = "shares",
+                    amount_unit: str = "yuan") -> CsvSymbol:
+    """Read one CSV; raises a HeqisError naming the file (and row) when it cannot be used."""
+    try:
+        frame = pd.read_csv(path, dtype=str, skipinitialspace=True, encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise HeqisError(f"{path}: file not found", hint="check --path") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise HeqisError(f"{path}: not a readable CSV ({str(exc).splitlines()[0]})",
+                         hint="save it as UTF-8 comma-separated text") from None
+    except pd.errors.EmptyDataError:
+        raise HeqisError(f"{path}: the file is empty", hint="it needs a header row and data rows") from None
+    frame = _rename(frame, path)
+    if frame.empty:
+        raise HeqisError(f"{path}: header only, no data rows", hint="add rows of date, open, high, low, close, volume")
+    frame.insert(0, "_row", range(2, len(frame) + 2))
+    for c in ("open", "high", "low", "close", "vol", "amount"):
+        if c in frame:
+            frame[c] = pd.to_numeric(frame[c].str.replace(",", "", regex=False), errors="coerce")
+    if volume_unit == "shares":
+        frame["vol"] = frame["vol"] / 100.0
+    if "amount" in frame and amount_unit == "yuan":
+        frame["amount"] = frame["amount"] / 1000.0
+    frame["ts_code"] = ts_code
+    return CsvSymbol(ts_code, path, frame)
+
+
+def csv_files(path: Path) -> list[Path]:
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() == ".csv")
+        if not files:
+            raise HeqisError(f"{path}: no .csv files in this directory", hint="pass a CSV file or a folder of them")
+        return files
+    if not path.exists():
+        raise HeqisError(f"{path}: file not found", hint="check --path")
+    return [path]

@@ -1,0 +1,48 @@
+"""Rich renderings of core results for the terminal (the CLI's only presentation code)."""
+
+from __future__ import annotations
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from heqis.data.pipeline import DataResult
+
+
+def render_data_result(console: Console, result: DataResult) -> None:
+    """The store after ``heqis data``: one row per symbol, then cleaning and provenance."""
+    label = "[bold yellow]SYNTHETIC sample data[/] (invented prices, real XSHG calendar)" if result.synthetic \
+        else f"source: {result.source}"
+    wide = console.width >= 110
+    table = Table(title=f"HEQIS data store · {result.data_dir}", caption=label, title_justify="left",
+                  box=box.SIMPLE_HEAD, padding=(0, 1 if wide else 0), pad_edge=False)
+    columns = [("symbol", "left"), ("name", "left"), ("type", "left"), ("rows", "right"), ("from", "left"),
+               ("to", "left"), ("susp", "right"), ("lim↑", "right"), ("lim↓", "right"), ("一字", "right"),
+               ("ST", "right"), ("adj", "right"), ("close", "right")]
+    columns_all = list(columns)
+    narrow_drop = {"name", "一字"}  # fits 80 columns without them
+    if not wide:
+        columns = [c for c in columns if c[0] not in narrow_drop]
+    for col, just in columns:
+        table.add_column(col, justify=just, no_wrap=True)  # type: ignore[arg-type]
+    for s in result.symbols:
+        kind = s.board if s.kind == "stock" else ("ETF" if s.kind == "fund" else s.kind)
+        row = [s.ts_code, s.name, kind, f"{s.rows:,}", s.first or "—", s.last or "—",
+               str(s.suspended_days), str(s.limit_up_days), str(s.limit_down_days),
+               str(s.one_price_limit_days), str(s.st_days), str(s.adj_events),
+               f"{s.last_close:,.2f}" if s.last_close is not None else "—"]
+        if not wide:
+            row = [v for v, (col, _) in zip(row, columns_all, strict=True) if col not in narrow_drop]
+        table.add_row(*row)
+    console.print(table)
+    console.print("[dim]susp: suspended sessions · lim↑/lim↓: closes at the limit · 一字: one-price limit days · "
+                  "ST: days under ST · adj: adjustment events · close: last raw close[/]")
+    c = result.cleaning
+    dropped = ", ".join(f"{k}: {v}" for k, v in c.counts().items()) or "none"
+    fetched = sum(s.fetched for s in result.symbols)
+    console.print(f"range {result.start} → {result.end} · {fetched}/{len(result.symbols)} symbols fetched · "
+                  f"{result.api_calls} API calls ({result.retries} retries) · {result.seconds:.1f} s")
+    console.print(f"cleaning: {c.rows_in:,} rows in, {c.rows_out:,} kept, dropped: {dropped}")
+    console.print(f"watchlist: {result.watchlist} · content hash {result.content_hash[:16]}…")
+    for note in result.notes:
+        console.print(f"[yellow]note:[/] {note}")
