@@ -18,6 +18,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from heqis import __version__
 from heqis.errors import HeqisError
@@ -69,9 +70,9 @@ def user_errors(ctx: typer.Context) -> Iterator[None]:
     try:
         yield
     except HeqisError as exc:
-        err.print(f"[bold red]error:[/] {exc.message}", markup=True, soft_wrap=True)
+        err.print(f"[bold red]error:[/] {escape(exc.message)}", soft_wrap=True)
         if exc.hint:
-            err.print(f"[dim]hint: {exc.hint}[/]", soft_wrap=True)
+            err.print(f"[dim]hint: {escape(exc.hint)}[/]", soft_wrap=True)
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
         err.print("[yellow]interrupted[/] — re-run the same command to resume", soft_wrap=True)
@@ -81,7 +82,7 @@ def user_errors(ctx: typer.Context) -> Iterator[None]:
     except Exception as exc:
         if verbose:
             raise
-        err.print(f"[bold red]internal error:[/] {type(exc).__name__}: {exc}", soft_wrap=True)
+        err.print(f"[bold red]internal error:[/] {type(exc).__name__}: {escape(str(exc))}", soft_wrap=True)
         err.print("[dim]this is a bug in heqis; re-run with --verbose for the traceback and report it[/]")
         raise typer.Exit(1) from None
 
@@ -125,7 +126,10 @@ def progress_bar(enabled: bool, label: str) -> Iterator[Any]:
 # ---------------------------------------------------------------------------------------------
 # heqis data
 # ---------------------------------------------------------------------------------------------
-DateOpt = Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d", "%Y%m%d"])]
+StartOpt = Annotated[datetime | None, typer.Option(
+    formats=["%Y-%m-%d", "%Y%m%d"], help="First trade date (sample: 2018-01-02; tushare: 2018-01-01).")]
+EndOpt = Annotated[datetime | None, typer.Option(
+    formats=["%Y-%m-%d", "%Y%m%d"], help="Last trade date (sample: 2024-12-31; tushare: today).")]
 
 
 @app.command(rich_help_panel="Research")
@@ -134,14 +138,14 @@ def data(
     source: Annotated[str, typer.Option(
         "--source", "-s", help="sample (bundled synthetic data, offline) | tushare | csv.")] = "sample",
     data_dir: Annotated[Path | None, typer.Option(
-        "--data-dir", "-d", help="Store directory [default: ./heqis-data; HEQIS_DATA_DIR].")] = None,
+        "--data-dir", "-d", help="Store directory (default ./heqis-data, or HEQIS_DATA_DIR).")] = None,
     watchlist: Annotated[Path | None, typer.Option(
-        "--watchlist", "-w", help="Watchlist file [default: ./标的参考.txt, else the bundled one].")] = None,
-    start: DateOpt = None,
-    end: DateOpt = None,
+        "--watchlist", "-w", help="Watchlist file (default ./标的参考.txt, else the bundled one).")] = None,
+    start: StartOpt = None,
+    end: EndOpt = None,
     path: Annotated[Path | None, typer.Option(
         "--path", help="CSV file or folder (--source csv): date, open, high, low, close, volume[, amount].")] = None,
-    symbol: Annotated[str | None, typer.Option(help="Symbol of a single CSV file [default: file name].")] = None,
+    symbol: Annotated[str | None, typer.Option(help="Symbol of a single CSV file (default: the file name).")] = None,
     volume_unit: Annotated[str, typer.Option(help="CSV volume unit: shares | lots.")] = "shares",
     amount_unit: Annotated[str, typer.Option(help="CSV amount unit: yuan | thousand.")] = "yuan",
     features: Annotated[bool, typer.Option(help="Compute and store the indicator columns.")] = True,
@@ -206,7 +210,7 @@ def demo(
 
     with user_errors(ctx):
         settings = load_settings(data_dir=data_dir)
-        req = DataRequest(source="sample", data_dir=settings.data_dir, watchlist=None, replace=False)
+        req = DataRequest(source="sample", data_dir=settings.data_dir, bundled_watchlist=True)
         with progress_bar(_progress_enabled(json_out), "demo: data") as update:
             result = run_data(req, settings, progress=update)
     if json_out:

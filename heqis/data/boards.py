@@ -17,7 +17,12 @@ CHINEXT_20PCT_FROM = date(2020, 8, 24)   # ChiNext registration reform: ±10% �
 # Main-board risk-warning (ST/*ST) stocks: ±5% → ±10% (SSE/SZSE rule revision announced 2025-06-27,
 # effective 2025-07-07). The backtest step re-checks this date against the exchanges' notices.
 MAIN_ST_10PCT_FROM = date(2025, 7, 7)
-NEW_LISTING_FREE_DAYS = 5                # no price limit on the first five sessions (registration boards)
+# New listings under the registration system trade without a limit on their first sessions
+# (5 on STAR / ChiNext / main board, 1 on the BSE); before it, the first day was capped at +44% / -36%.
+REGISTRATION_FROM = {"star": date(2019, 7, 22), "chinext": date(2020, 8, 24), "main": date(2023, 4, 10),
+                     "bse": date(2021, 11, 15)}
+FREE_DAYS = {"star": 5, "chinext": 5, "main": 5, "bse": 1}
+OLD_FIRST_DAY = (0.44, 0.36)
 
 
 def check_code(code: str) -> str:
@@ -72,6 +77,23 @@ def limit_ratio(kind: str, board: str, is_st: bool, day: date) -> float | None:
     if is_st:
         return 0.10 if day >= MAIN_ST_10PCT_FROM else 0.05
     return 0.10
+
+
+def limit_band(kind: str, board: str, is_st: bool, day: date, listed_sessions: int | None = None,
+               list_date: date | None = None) -> tuple[float, float] | None:
+    """(up, down) limit ratios for ``day``, or None when it trades without a limit.
+
+    ``listed_sessions`` counts the sessions the stock has traded before ``day`` (0 on its debut);
+    pass it with ``list_date`` to apply the new-listing rules.
+    """
+    if kind == "stock" and listed_sessions is not None and list_date is not None:
+        if list_date >= REGISTRATION_FROM[board]:
+            if listed_sessions < FREE_DAYS[board]:
+                return None
+        elif listed_sessions == 0:
+            return OLD_FIRST_DAY
+    ratio = limit_ratio(kind, board, is_st, day)
+    return None if ratio is None else (ratio, ratio)
 
 
 def price_tick(kind: str) -> float:

@@ -5,6 +5,7 @@ Live Tushare data uses Tushare's own ``trade_cal``; this serves the sample set a
 
 from __future__ import annotations
 
+import warnings
 from datetime import date
 
 import pandas as pd
@@ -17,7 +18,10 @@ def xshg_sessions(start: date, end: date) -> pd.DatetimeIndex:
     import exchange_calendars as xcals  # heavy import, only when needed
 
     try:
-        cal = xcals.get_calendar("XSHG", start=pd.Timestamp(start), end=pd.Timestamp(end))
+        with warnings.catch_warnings():  # exchange-calendars trips a pandas 3 deprecation warning
+            warnings.simplefilter("ignore", FutureWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            cal = xcals.get_calendar("XSHG", start=pd.Timestamp(start), end=pd.Timestamp(end))
     except (ValueError, xcals.errors.CalendarError) as exc:  # type: ignore[attr-defined]
         raise HeqisError(f"XSHG calendar has no sessions for {start}..{end}: {exc}",
                          hint="the offline calendar covers up to 2026-12-31") from None

@@ -97,9 +97,6 @@ def clean_daily(df: pd.DataFrame, symbol: str, origin: str) -> tuple[pd.DataFram
         report.reordered[symbol] = moved
         work = work.iloc[order]
 
-    dup = work["trade_date"].duplicated(keep="first")
-    work = _mark(work, dup, "duplicate date", symbol, report, work["trade_date"])
-
     needed = [c for c in (*PRICE_COLS, "vol") if c in work]
     for c in needed:
         work[c] = pd.to_numeric(work[c], errors="coerce")
@@ -111,6 +108,9 @@ def clean_daily(df: pd.DataFrame, symbol: str, origin: str) -> tuple[pd.DataFram
               (work[["open", "close"]].min(axis=1) < work["low"])
     work = _mark(work, outside, "open/close outside high-low", symbol, report, work["trade_date"])
     work = _mark(work, work["vol"] < 0, "negative volume", symbol, report, work["trade_date"])
+    # duplicates last: a bad first copy of a date must not push out a good second one
+    dup = work["trade_date"].duplicated(keep="first")
+    work = _mark(work, dup, "duplicate date", symbol, report, work["trade_date"])
 
     report.rows_out = len(work)
     if report.rows_in and not len(work):

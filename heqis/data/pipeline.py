@@ -25,7 +25,7 @@ from heqis.data.cleaning import CleaningReport, clean_daily
 from heqis.data.fetch import Fetcher, QueryApi
 from heqis.data.schema import DERIVED_COLUMNS, RAW_COLUMNS, STORED_COLUMNS, UNIVERSE_COLUMNS, conform_bars
 from heqis.data.store import DataStore
-from heqis.data.watchlist import Instrument, load_watchlist
+from heqis.data.watchlist import Instrument, default_watchlist_text, load_watchlist, parse_watchlist
 from heqis.errors import HeqisError
 from heqis.features.columns import FEATURE_COLUMNS
 from heqis.features.compute import add_features
@@ -44,6 +44,7 @@ class DataRequest:
     source: str = "sample"
     data_dir: Path = Path("heqis-data")
     watchlist: Path | None = None
+    bundled_watchlist: bool = False   # ignore ./标的参考.txt and use the bundled list (the demo)
     start: date | None = None
     end: date | None = None
     features: bool = True
@@ -227,7 +228,10 @@ def _requested_range(req: DataRequest) -> tuple[date, date, list[str]]:
 
 def _run_api(req: DataRequest, settings: Settings, store: DataStore, manifest: dict | None,
              progress: Progress, t0: float, api: QueryApi | None) -> DataResult:
-    instruments, origin = load_watchlist(req.watchlist)
+    if req.bundled_watchlist:
+        instruments, origin = parse_watchlist(default_watchlist_text(), "bundled"), "bundled"
+    else:
+        instruments, origin = load_watchlist(req.watchlist)
     start, end, notes = _requested_range(req)
     synthetic = req.source == "sample"
     if api is None:

@@ -4,7 +4,8 @@ It exists so that every step runs offline. The numbers are invented (labelled ``
 manifest and wherever they are shown) but the structure is real: the XSHG calendar, raw prices on
 the exchange's tick, daily limits from the board rules (ChiNext ±10% → ±20% on 2020-08-24, ST ±5%),
 limit-up/limit-down days including one-price (一字板) days, suspensions (no ``daily`` row),
-dividends and bonus shares through ``adj_factor``, new listings without limits for five sessions,
+dividends and bonus shares through ``adj_factor``, new listings (no limit for five sessions under
+the registration system, a +44% first-day cap before it),
 an ST period in ``namechange``, turnover in ``daily_basic``; units as Tushare's (vol in lots,
 amount in thousand CNY). The tables are answered through ``TableApi`` so the sample data goes down
 exactly the code path live Tushare data does.
@@ -19,7 +20,7 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-from heqis.data.boards import NEW_LISTING_FREE_DAYS, classify, limit_ratio, price_tick, round_price
+from heqis.data.boards import classify, limit_band, price_tick, round_price
 from heqis.data.calendar import xshg_sessions
 from heqis.data.sources.tables import TableApi
 from heqis.data.watchlist import Instrument
@@ -180,11 +181,11 @@ def _instrument_tables(inst: Instrument, spec: SampleSpec, sessions: pd.Datetime
         ymd = _ymd(day)
         if inst.kind != "index":
             adj_rows.append({"ts_code": inst.ts_code, "trade_date": ymd, "adj_factor": round(adj, 6)})
-        free = listed_in_range and listed_sessions < NEW_LISTING_FREE_DAYS
-        ratio = None if free else limit_ratio(inst.kind, inst.board, _is_st(spec, day), day.date())
-        up = round_price(pre * (1 + ratio), tick) if ratio is not None else np.inf
-        down = round_price(pre * (1 - ratio), tick) if ratio is not None else 0.0
-        if ratio is not None:
+        band = limit_band(inst.kind, inst.board, _is_st(spec, day), day.date(),
+                          listed_sessions if listed_in_range else None, spec.list_date)
+        up = round_price(pre * (1 + band[0]), tick) if band is not None else np.inf
+        down = round_price(pre * (1 - band[1]), tick) if band is not None else 0.0
+        if band is not None:
             limit_rows.append({"ts_code": inst.ts_code, "trade_date": ymd, "pre_close": pre,
                                "up_limit": up, "down_limit": down})
         if day in suspended:
@@ -196,9 +197,9 @@ def _instrument_tables(inst: Instrument, spec: SampleSpec, sessions: pd.Datetime
         carry = 0.0
         one_price = False
         if listed_in_range and listed_sessions == 0:
-            r = 0.45 + 0.2 * noise[1]                                  # debut pop, no limit
-        elif ratio is not None and inst.kind == "stock" and uniform[0] < JUMP_PROB:
-            r = float(np.sign(noise[1]) or 1.0) * (ratio + 0.03)      # news day into the limit
+            r = 0.45 + 0.2 * noise[1]                      # debut pop (capped at +44% before registration)
+        elif band is not None and inst.kind == "stock" and uniform[0] < JUMP_PROB:
+            r = float(np.sign(noise[1]) or 1.0) * (band[0] + 0.03)    # news day into the limit
             one_price = uniform[1] < ONE_PRICE_PROB
         close = min(max(pre * np.exp(r), down), up)
         close = round_price(close, tick)

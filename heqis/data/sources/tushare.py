@@ -39,18 +39,19 @@ class TokenBucket:
 
     def acquire(self) -> float:
         """Take one token, sleeping until one is there; returns the seconds waited."""
-        waited = 0.0
         with self._lock:
-            while True:
-                now = self.clock()
-                self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
-                self.stamp = now
-                if self.tokens >= 1.0:
-                    self.tokens -= 1.0
-                    return waited
-                need = (1.0 - self.tokens) / self.rate
-                self.sleep(need)
-                waited += need
+            now = self.clock()
+            self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
+            self.stamp = now
+            if self.tokens >= 1.0:
+                self.tokens -= 1.0
+                return 0.0
+            need = (1.0 - self.tokens) / self.rate
+            self.sleep(need)
+            # the token that accrued while sleeping is the one taken now (oversleeping is not credited)
+            self.stamp = self.clock()
+            self.tokens = 0.0
+            return need
 
 
 class TransientError(Exception):

@@ -1,0 +1,261 @@
+"""Sliding windows for the models, chronological segments, and the scaler fitted on train only.
+
+A sample is the window of ``W`` bars ending on its *decision day* T (inputs known at T's close)
+and the targets of T+1: the next-day return of the adjusted close and its direction in the class
+order [down, flat, up]. A sample belongs to the segment that contains its *target* day, so no
+training label and no scaler statistic ever comes from a day after the training segment.
+
+Inputs are made scale-free inside each window before the scaler (DESIGN.md §4), so one scaler and
+one model serve every symbol: price-like columns relative to the window's last close, MACD lines
+divided by that close, 0-100 oscillators and turnover divided by 100, log volume relative to the
+last bar's. The same ``scale_free`` runs in training, backtest and the live brain.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from heqis.errors import HeqisError
+from heqis.features.columns import INDICATOR_PARAMS, MODEL_INPUTS, PERCENT_0_100, PRICE_DIFF, PRICE_LIKE
+
+SEGMENT_NAMES = ("train", "val", "select", "test")
+DEFAULT_FRACTIONS = (0.60, 0.15, 0.10, 0.15)
+CLASSES = ("down", "flat", "up")
+SCALER_VERSION = 1
+
+
+# ---------------------------------------------------------------------------------------------
+# scale-free inputs
+# ---------------------------------------------------------------------------------------------
+def _index_sets(inputs: tuple[str, ...]) -> tuple[list[int], list[int], list[int], int, int]:
+    price = [i for i, c in enumerate(inputs) if c in PRICE_LIKE]
+    diff = [i for i, c in enumerate(inputs) if c in PRICE_DIFF]
+    pct = [i for i, c in enumerate(inputs) if c in PERCENT_0_100]
+    return price, diff, pct, inputs.index("close"), inputs.index("log_vol")
+
+
+def scale_free(windows: np.ndarray, inputs: tuple[str, ...] = MODEL_INPUTS) -> np.ndarray:
+    """Scale-free copy of ``windows`` shaped [..., W, F] (columns in ``inputs`` order)."""
+    x = np.array(windows, dtype=np.float64, copy=True)
+    price, diff, pct, close_i, vol_i = _index_sets(inputs)
+    last_close = x[..., -1:, close_i:close_i + 1].copy()  # a copy: 'close' itself is rescaled below
+    last_vol = x[..., -1:, vol_i].copy()
+    x[..., price] = x[..., price] / last_close - 1.0
+    x[..., diff] = x[..., diff] / last_close
+    x[..., pct] = x[..., pct] / 100.0
+    x[..., vol_i] = x[..., vol_i] - last_vol
+    return x
+
+
+def input_matrix(bars: pd.DataFrame, inputs: tuple[str, ...] = MODEL_INPUTS) -> np.ndarray:
+    """[n, F] float64 of the model inputs; unknown turnover (indices, funds) counts as 0."""
+    values = bars.loc[:, list(inputs)].to_numpy(dtype=np.float64, copy=True)
+    t = inputs.index("turnover")
+    values[:, t] = np.nan_to_num(values[:, t], nan=0.0)
+    return values
+
+
+# ---------------------------------------------------------------------------------------------
+# targets and segments
+# ---------------------------------------------------------------------------------------------
+def direction(ret: np.ndarray, flat_band: float) -> np.ndarray:
+    """Class index per return: 0 down (< -band), 1 flat, 2 up (> band)."""
+    out = np.ones(ret.shape, dtype=np.int64)
+    out[ret < -flat_band] = 0
+    out[ret > flat_band] = 2
+    return out
+
+
+@dataclass(frozen=True)
+class Segments:
+    """Chronological segments as inclusive date ranges (recorded in every run manifest)."""
+
+    bounds: dict[str, tuple[pd.Timestamp, pd.Timestamp]]
+
+    def label(self, dates: np.ndarray) -> np.ndarray:
+        """Segment name per date ('' outside every segment)."""
+        d = pd.DatetimeIndex(dates)
+        out = np.full(len(d), "", dtype=object)
+        for name, (a, b) in self.bounds.items():
+            out[(d >= a) & (d <= b)] = name
+        return out
+
+    def to_dict(self) -> dict[str, list[str]]:
+        return {k: [a.date().isoformat(), b.date().isoformat()] for k, (a, b) in self.bounds.items()}
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, list[str]]) -> Segments:
+        return cls({k: (pd.Timestamp(v[0]), pd.Timestamp(v[1])) for k, v in raw.items()})
+
+
+def split_segments(sessions: pd.DatetimeIndex, fractions: tuple[float, ...] = DEFAULT_FRACTIONS,
+                   names: tuple[str, ...] = SEGMENT_NAMES) -> Segments:
+    """Cut the sessions into consecutive segments by the given fractions (they must sum to 1)."""
+    if len(fractions) != len(names) or abs(sum(fractions) - 1.0) > 1e-9 or min(fractions) <= 0:
+        raise HeqisError(f"segment fractions {fractions} must be {len(names)} positive numbers summing to 1")
+    days = pd.DatetimeIndex(sorted(set(sessions)))
+    if len(days) < 4 * len(names):
+        raise HeqisError(f"only {len(days)} sessions: too few to split into {', '.join(names)}",
+                         hint="fetch a longer date range")
+    edges = np.round(np.cumsum((0.0, *fractions)) * len(days)).astype(int)
+    return Segments({name: (days[edges[i]], days[edges[i + 1] - 1]) for i, name in enumerate(names)})
+
+
+# ---------------------------------------------------------------------------------------------
+# windows
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class WindowSet:
+    """Samples from every symbol: scale-free inputs (not yet scaled) and targets."""
+
+    x: np.ndarray                 # [N, W, F] float32
+    y_reg: np.ndarray             # [N] float32, next-day return of the adjusted close
+    y_cls: np.ndarray             # [N] int64, 0 down / 1 flat / 2 up
+    symbols: np.ndarray           # [N] str
+    dates: np.ndarray             # [N] datetime64[ns], decision day T (the window's last bar)
+    target_dates: np.ndarray      # [N] datetime64[ns], day T+1 the targets refer to
+    inputs: tuple[str, ...] = field(default=MODEL_INPUTS)
+
+    def __len__(self) -> int:
+        return len(self.y_reg)
+
+    def subset(self, mask: np.ndarray) -> WindowSet:
+        return WindowSet(self.x[mask], self.y_reg[mask], self.y_cls[mask], self.symbols[mask],
+                         self.dates[mask], self.target_dates[mask], self.inputs)
+
+    def segment(self, segments: Segments, name: str) -> WindowSet:
+        return self.subset(segments.label(self.target_dates) == name)
+
+
+def symbol_windows(bars: pd.DataFrame, window: int, flat_band: float,
+                   inputs: tuple[str, ...] = MODEL_INPUTS) -> tuple[np.ndarray, ...]:
+    """(x, y_reg, y_cls, dates, target_dates) of one symbol's bars, sorted by trade_date."""
+    values = input_matrix(bars, inputs)
+    close = bars["close"].to_numpy(dtype=np.float64)
+    dates = bars["trade_date"].to_numpy(dtype="datetime64[ns]")
+    n = len(values)
+    empty = (np.zeros((0, window, len(inputs)), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64),
+             dates[:0], dates[:0])
+    if n < window + 1:
+        return empty
+    bad = (~np.isfinite(values).all(axis=1)).astype(np.int64)
+    bad_cum = np.concatenate(([0], np.cumsum(bad)))
+    ends = np.arange(window - 1, n - 1)                       # decision rows with a next bar
+    ok = (bad_cum[ends + 1] - bad_cum[ends + 1 - window]) == 0
+    ends = ends[ok]
+    if not len(ends):
+        return empty
+    view = np.lib.stride_tricks.sliding_window_view(values, window, axis=0)  # [n-W+1, F, W]
+    x = scale_free(np.swapaxes(view[ends - window + 1], 1, 2), inputs).astype(np.float32)
+    y = (close[ends + 1] / close[ends] - 1.0)
+    return x, y.astype(np.float32), direction(y, flat_band), dates[ends], dates[ends + 1]
+
+
+def build_windows(bars_by_symbol: dict[str, pd.DataFrame], window: int = 60, flat_band: float = 0.005,
+                  inputs: tuple[str, ...] = MODEL_INPUTS) -> WindowSet:
+    """Every valid window of every symbol (windows with a NaN input, e.g. in warm-up, are skipped)."""
+    parts = []
+    for code in sorted(bars_by_symbol):
+        x, y, c, d, td = symbol_windows(bars_by_symbol[code], window, flat_band, inputs)
+        parts.append((x, y, c, np.full(len(y), code, dtype=object), d, td))
+    if not parts or not sum(len(p[1]) for p in parts):
+        raise HeqisError(f"no complete {window}-bar windows in the data",
+                         hint="fetch more history (warm-up needs ~60 bars before the first window)")
+    x, y, c, s, d, td = (np.concatenate(cols) for cols in zip(*parts, strict=True))
+    return WindowSet(x, y, c, s, d.astype("datetime64[ns]"), td.astype("datetime64[ns]"), inputs)
+
+
+# ---------------------------------------------------------------------------------------------
+# scaler
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class Scaler:
+    """Min-max scaling to [0, 1] per input feature and for the return target (sklearn's scale_/min_).
+
+    ``x * x_scale + x_min`` scales; the feature order is saved with the numbers, and ``transform``
+    refuses inputs in another order.
+    """
+
+    inputs: tuple[str, ...]
+    window: int
+    x_scale: np.ndarray
+    x_min: np.ndarray
+    y_scale: float
+    y_min: float
+    flat_band: float
+    fitted_on: dict[str, str]
+
+    @classmethod
+    def fit(cls, train: WindowSet, window: int, flat_band: float, fitted_on: dict[str, str]) -> Scaler:
+        if not len(train):
+            raise HeqisError("the training segment holds no windows", hint="fetch more history")
+        flat = train.x.reshape(-1, train.x.shape[-1]).astype(np.float64)
+        lo, hi = flat.min(axis=0), flat.max(axis=0)
+        span = np.where(hi - lo > 0, hi - lo, 1.0)
+        ylo, yhi = float(train.y_reg.min()), float(train.y_reg.max())
+        yspan = yhi - ylo if yhi > ylo else 1.0
+        return cls(train.inputs, window, 1.0 / span, -lo / span, 1.0 / yspan, -ylo / yspan, flat_band,
+                   fitted_on)
+
+    def transform(self, x: np.ndarray, inputs: tuple[str, ...] | None = None) -> np.ndarray:
+        if inputs is not None and tuple(inputs) != self.inputs:
+            raise HeqisError("input features are not in the scaler's order",
+                             hint=f"expected {', '.join(self.inputs)}")
+        return (x * self.x_scale + self.x_min).astype(np.float32)
+
+    def transform_y(self, y: np.ndarray) -> np.ndarray:
+        return (y * self.y_scale + self.y_min).astype(np.float32)
+
+    def inverse_y(self, y: np.ndarray) -> np.ndarray:
+        return (y - self.y_min) / self.y_scale
+
+    def to_dict(self) -> dict:
+        return {
+            "version": SCALER_VERSION,
+            "kind": "minmax",
+            "feature_range": [0.0, 1.0],
+            "features": list(self.inputs),
+            "window": self.window,
+            "x_scale": self.x_scale.tolist(),
+            "x_min": self.x_min.tolist(),
+            "y_scale": self.y_scale,
+            "y_min": self.y_min,
+            "target": "next-day return of the adjusted close",
+            "classes": list(CLASSES),
+            "flat_band": self.flat_band,
+            "fitted_on": self.fitted_on,
+            "indicators": INDICATOR_PARAMS,
+        }
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> Scaler:
+        try:
+            return cls(tuple(raw["features"]), int(raw["window"]), np.asarray(raw["x_scale"], np.float64),
+                       np.asarray(raw["x_min"], np.float64), float(raw["y_scale"]), float(raw["y_min"]),
+                       float(raw["flat_band"]), dict(raw.get("fitted_on", {})))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise HeqisError(f"scaler parameters are incomplete or malformed ({exc})") from None
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: Path) -> Scaler:
+        try:
+            return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+        except FileNotFoundError:
+            raise HeqisError(f"{path}: scaler file not found") from None
+        except json.JSONDecodeError as exc:
+            raise HeqisError(f"{path}: not valid JSON ({exc})") from None
+
+
+def fit_scaler(windows: WindowSet, segments: Segments, window: int, flat_band: float) -> Scaler:
+    """The scaler of a run: fitted on the samples whose target day lies in the train segment."""
+    start, end = segments.to_dict()["train"]
+    return Scaler.fit(windows.segment(segments, "train"), window, flat_band,
+                      {"segment": "train", "start": start, "end": end})

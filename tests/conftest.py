@@ -1,0 +1,56 @@
+"""Shared fixtures: an isolated working directory, the sample tables and a sample store."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from heqis.config import load_settings
+from heqis.data.pipeline import DataRequest, run_data
+from heqis.data.sources.sample import generate_tables
+from heqis.data.sources.tables import TableApi
+from heqis.data.store import DataStore
+from heqis.data.watchlist import default_watchlist_text, parse_watchlist
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test runs in its own directory with no HEQIS_* variables from the developer's shell."""
+    for key in list(os.environ):
+        if key.startswith("HEQIS_"):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    return work
+
+
+@pytest.fixture(scope="session")
+def instruments():
+    return parse_watchlist(default_watchlist_text())
+
+
+@pytest.fixture(scope="session")
+def sample_tables(instruments):
+    return generate_tables(instruments)
+
+
+@pytest.fixture
+def table_api(sample_tables) -> TableApi:
+    return TableApi({k: v.copy() for k, v in sample_tables.items()})
+
+
+@pytest.fixture(scope="session")
+def sample_store(tmp_path_factory: pytest.TempPathFactory) -> DataStore:
+    """The bundled sample set, written once per session (read-only for tests)."""
+    base = tmp_path_factory.mktemp("sample")
+    watchlist = base / "watchlist.txt"
+    watchlist.write_text(default_watchlist_text(), encoding="utf-8")
+    root = base / "heqis-data"
+    run_data(DataRequest(source="sample", data_dir=root, watchlist=watchlist), load_settings())
+    return DataStore(root)

@@ -1,0 +1,130 @@
+"""The ``heqis`` command as a user runs it: a real subprocess in a temporary directory."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from heqis.data.store import DataStore
+from tests.tushare_server import serve
+
+HEQIS = [sys.executable, "-m", "heqis"]
+
+
+def run(*args: str, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("HEQIS_")}
+    full_env.update({"COLUMNS": "100", "NO_COLOR": "1"}, **(env or {}))
+    return subprocess.run([*HEQIS, *args], capture_output=True, text=True, env=full_env, cwd=cwd, timeout=300)
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, code: int, *needles: str) -> None:
+    assert proc.returncode == code, proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert lines[0].startswith("error:"), proc.stderr
+    assert len(lines) <= 2  # the error, and at most one hint line
+    for needle in needles:
+        assert needle in proc.stderr, proc.stderr
+
+
+def test_version_and_help():
+    assert run("--version").stdout.strip().startswith("heqis ")
+    top = run("--help")
+    assert top.returncode == 0 and "data" in top.stdout and "demo" in top.stdout
+    data_help = run("data", "--help")
+    assert "--source" in data_help.stdout and "--json" in data_help.stdout
+    assert "HEQIS_DATA_DIR" in data_help.stdout  # help text is not eaten by markup
+
+
+def test_data_sample_end_to_end_json(isolated):
+    proc = run("data", "--source", "sample", "--json", cwd=isolated)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["synthetic"] is True and result["source"] == "sample"
+    assert {s["ts_code"] for s in result["symbols"]} == {
+        "600519.SH", "000001.SZ", "600289.SH", "300750.SZ", "688981.SH", "000300.SH", "510300.SH"}
+    assert result["cleaning"]["dropped"] == 0
+    store = DataStore(isolated / "heqis-data")
+    assert store.manifest()["content_hash"] == result["content_hash"]
+    again = json.loads(run("data", "--json", cwd=isolated).stdout)
+    assert again["api_calls"] == 0 and "up to date: nothing to fetch" in again["notes"]
+
+
+def test_data_table_output_says_synthetic(isolated):
+    proc = run("data", cwd=isolated)
+    assert proc.returncode == 0, proc.stderr
+    assert "SYNTHETIC sample data" in proc.stdout and "600519.SH" in proc.stdout
+
+
+def test_demo_headless_prints_summary(isolated):
+    proc = run("demo", cwd=isolated)
+    assert proc.returncode == 0, proc.stderr
+    assert "HEQIS demo" in proc.stdout and "SYNTHETIC" in proc.stdout
+    assert (isolated / "heqis-demo" / "data" / "manifest.json").exists()
+
+
+def test_usage_errors_exit_2(isolated):
+    proc = run("data", "--source", "bogus", cwd=isolated)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert run("data", "--start", "yesterday", cwd=isolated).returncode == 2
+    assert run("nosuchcommand", cwd=isolated).returncode == 2
+
+
+def test_user_mistakes_exit_1_with_one_line(isolated):
+    assert_one_line_error(run("data", "-s", "csv", "--path", "missing.csv", cwd=isolated), 1, "missing.csv")
+    assert_one_line_error(run("data", "--start", "2024-05-01", "--end", "2024-01-01", cwd=isolated), 1,
+                          "is after")
+    (isolated / "wl.txt").write_text("600519.SH\nnot-a-code\n", encoding="utf-8")
+    assert_one_line_error(run("data", "--watchlist", "wl.txt", cwd=isolated), 1, "wl.txt:2", "not-a-code")
+    (isolated / "heqis.toml").write_text("[tushare]\ntoken = 'abc'\n", encoding="utf-8")
+    proc = run("data", cwd=isolated)
+    assert_one_line_error(proc, 1, "[tushare] token must not be stored")
+    assert "abc" not in proc.stderr
+
+
+def test_tushare_without_token_explains_where_to_put_it(isolated):
+    assert_one_line_error(run("data", "-s", "tushare", cwd=isolated), 1, "no Tushare token", "HEQIS_TUSHARE_TOKEN")
+
+
+def test_token_file_must_be_private(isolated):
+    token = isolated / "token"
+    token.write_text("secret-token-value\n")
+    token.chmod(0o644)
+    proc = run("data", "-s", "tushare", env={"HEQIS_TUSHARE_TOKEN_FILE": str(token)}, cwd=isolated)
+    assert_one_line_error(proc, 1, "readable by others", "chmod 600")
+    assert "secret-token-value" not in proc.stderr + proc.stdout
+
+
+def test_tushare_source_against_the_test_server(isolated, table_api):
+    token = isolated / "token"
+    token.write_text("test-token\n")
+    token.chmod(0o600)
+    with serve(table_api) as srv:
+        env = {"HEQIS_TUSHARE_URL": srv.url, "HEQIS_TUSHARE_TOKEN_FILE": str(token)}
+        proc = run("data", "-s", "tushare", "--start", "2024-01-01", "--end", "2024-03-31", "--json",
+                   env=env, cwd=isolated)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["source"] == "tushare" and result["synthetic"] is False
+    assert {s["ts_code"]: s["rows"] for s in result["symbols"]}["000300.SH"] == 58  # Q1 2024: 22 + 15 + 21 sessions
+    assert "test-token" not in proc.stdout + proc.stderr
+
+
+def test_bad_token_from_the_server_is_one_line(isolated, table_api):
+    with serve(table_api) as srv:
+        proc = run("data", "-s", "tushare", env={"HEQIS_TUSHARE_URL": srv.url, "HEQIS_TUSHARE_TOKEN": "nope"},
+                   cwd=isolated)
+    assert_one_line_error(proc, 1, "token rejected by Tushare")
+    assert "nope" not in proc.stderr
+
+
+@pytest.mark.parametrize("module", ["heqis.cli", "heqis.data.pipeline"])
+def test_core_imports_neither_textual_nor_fabric(module):
+    code = f"import sys, {module}; print([m for m in ('textual', 'fabric', 'torch') if m in sys.modules])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

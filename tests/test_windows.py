@@ -1,0 +1,128 @@
+"""Window dataset: targets, scale-free inputs, segments, and a scaler that never sees the future."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from heqis.features.columns import MODEL_INPUTS
+from heqis.features.compute import add_features
+from heqis.features.windows import (
+    Scaler,
+    build_windows,
+    direction,
+    fit_scaler,
+    scale_free,
+    split_segments,
+    symbol_windows,
+)
+
+
+@pytest.fixture(scope="module")
+def bars(sample_store):
+    return {code: sample_store.read_bars(code) for code in sample_store.symbols()}
+
+
+def test_targets_are_next_day_return_and_direction(bars):
+    b = bars["600519.SH"]
+    x, y, c, dates, target_dates = symbol_windows(b, 60, 0.005)
+    i = 100
+    t = int(np.flatnonzero(b["trade_date"].to_numpy() == dates[i])[0])
+    assert target_dates[i] == b["trade_date"].to_numpy()[t + 1]
+    expected = b["close"].iloc[t + 1] / b["close"].iloc[t] - 1
+    assert y[i] == pytest.approx(expected, rel=1e-6)
+    assert c[i] == direction(np.array([expected]), 0.005)[0]
+    # the window's last row is day T itself: its close is the reference, so it scales to 0
+    assert x[i, -1, MODEL_INPUTS.index("close")] == 0.0
+
+
+def test_direction_classes_follow_down_flat_up():
+    np.testing.assert_array_equal(direction(np.array([-0.02, -0.004, 0.0, 0.005, 0.0051]), 0.005), [0, 1, 1, 1, 2])
+
+
+def test_scale_free_inputs_are_equal_for_a_price_multiple(bars):
+    """Inputs do not depend on the price level: 10× every price gives the same window."""
+    b = bars["000001.SZ"].iloc[:300].copy()
+    scaled = b.copy()
+    for col in ("open", "high", "low", "close"):
+        scaled[col] = b[col] * 10
+    a = symbol_windows(add_features(b), 60, 0.005)[0]
+    z = symbol_windows(add_features(scaled), 60, 0.005)[0]
+    np.testing.assert_allclose(a, z, atol=1e-5)
+
+
+def test_warm_up_windows_are_skipped(bars):
+    b = bars["688981.SH"]
+    _, _, _, dates, _ = symbol_windows(b, 60, 0.005)
+    first_valid = b.dropna(subset=["ma60", "ema60", "macd_signal"]).index[0]
+    assert dates[0] == b["trade_date"].iloc[first_valid + 59]
+
+
+def test_segments_are_chronological_and_cover_the_sessions(sample_store):
+    sessions = sample_store.sessions()
+    seg = split_segments(sessions)
+    spans = list(seg.bounds.values())
+    assert list(seg.bounds) == ["train", "val", "select", "test"]
+    assert spans[0][0] == sessions[0] and spans[-1][1] == sessions[-1]
+    for (_, end), (start, _) in itertools.pairwise(spans):
+        assert end < start
+    counts = [((sessions >= a) & (sessions <= b)).sum() for a, b in spans]
+    assert np.allclose(np.array(counts) / len(sessions), [0.6, 0.15, 0.1, 0.15], atol=0.002)
+
+
+def test_scaler_fitted_on_train_only_ignores_future_data(bars, sample_store):
+    """Change every value after the training segment: the fitted scaler must not change."""
+    seg = split_segments(sample_store.sessions())
+    train_end = seg.bounds["train"][1]
+    base = fit_scaler(build_windows(bars), seg, 60, 0.005)
+
+    tampered = {}
+    for code, b in bars.items():
+        t = b.copy()
+        future = t["trade_date"] > train_end
+        for col in ("open_raw", "high_raw", "low_raw", "close_raw", "open", "high", "low", "close"):
+            t.loc[future, col] = t.loc[future, col] * 3.7
+        t.loc[future, "vol"] = t.loc[future, "vol"] * 50
+        tampered[code] = add_features(t)
+    changed = fit_scaler(build_windows(tampered), seg, 60, 0.005)
+    np.testing.assert_array_equal(base.x_scale, changed.x_scale)
+    np.testing.assert_array_equal(base.x_min, changed.x_min)
+    assert (base.y_scale, base.y_min) == (changed.y_scale, changed.y_min)
+    # and the tampering did reach the later windows (the test would be empty otherwise)
+    assert not np.array_equal(build_windows(bars).x[-1], build_windows(tampered).x[-1])
+
+
+def test_train_samples_have_targets_inside_train(bars, sample_store):
+    seg = split_segments(sample_store.sessions())
+    ws = build_windows(bars)
+    train = ws.segment(seg, "train")
+    assert pd.Timestamp(train.target_dates.max()) <= seg.bounds["train"][1]
+    assert len(train) + sum(len(ws.segment(seg, s)) for s in ("val", "select", "test")) == len(ws)
+
+
+def test_scaler_round_trip_and_feature_order(bars, sample_store, tmp_path):
+    seg = split_segments(sample_store.sessions())
+    ws = build_windows(bars)
+    scaler = fit_scaler(ws, seg, 60, 0.005)
+    train_x = scaler.transform(ws.segment(seg, "train").x)
+    assert train_x.min() == pytest.approx(0.0, abs=1e-6) and train_x.max() == pytest.approx(1.0, abs=1e-6)
+    path = tmp_path / "scaler_params.json"
+    scaler.save(path)
+    again = Scaler.load(path)
+    assert again.inputs == MODEL_INPUTS and again.window == 60
+    np.testing.assert_array_equal(again.transform(ws.x[:5]), scaler.transform(ws.x[:5]))
+    y = ws.y_reg[:10]
+    np.testing.assert_allclose(again.inverse_y(again.transform_y(y)), y, atol=1e-6)
+    with pytest.raises(Exception, match="order"):
+        scaler.transform(ws.x[:1], inputs=tuple(reversed(MODEL_INPUTS)))
+
+
+def test_scale_free_single_window_equals_batch(bars):
+    b = bars["300750.SZ"]
+    x = symbol_windows(b, 60, 0.005)[0]
+    from heqis.features.windows import input_matrix
+    raw = input_matrix(b)[-61:-1]
+    np.testing.assert_allclose(scale_free(raw).astype(np.float32), x[-1], rtol=1e-6, atol=1e-7)
