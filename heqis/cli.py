@@ -60,7 +60,7 @@ def _root(
     """HEQIS command line."""
     ctx.obj = State(verbose=verbose)
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, stream=sys.stderr,
-                        format="%(levelname)s %(name)s: %(message)s")
+                        format="%(levelname)s %(name)s: %(message)s" if verbose else "%(levelname)s: %(message)s")
 
 
 @contextlib.contextmanager

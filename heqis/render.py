@@ -40,7 +40,7 @@ def render_data_result(console: Console, result: DataResult) -> None:
     c = result.cleaning
     dropped = ", ".join(f"{k}: {v}" for k, v in c.counts().items()) or "none"
     fetched = sum(s.fetched for s in result.symbols)
-    console.print(f"range {result.start} → {result.end} · {fetched}/{len(result.symbols)} symbols fetched · "
+    console.print(f"covered {result.start} → {result.end} · {fetched}/{len(result.symbols)} symbols fetched · "
                   f"{result.api_calls} {'queries (in memory)' if result.synthetic else 'API calls'} "
                   f"({result.retries} retries) · {result.seconds:.1f} s")
     console.print(f"cleaning: {c.rows_in:,} rows in, {c.rows_out:,} kept, dropped: {dropped}")

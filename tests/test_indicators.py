@@ -108,3 +108,10 @@ def test_feature_arrays_use_adjusted_close_returns():
     np.testing.assert_allclose(feats["ret1"][1:], [0.1, -0.1])
     np.testing.assert_allclose(feats["log_vol"], np.log1p([100.0, 0.0, 50.0]))
     assert np.isnan(feats["turnover"][1])
+
+
+def test_inputs_shorter_than_the_warm_up_give_all_nan_like_talib():
+    short = np.arange(1.0, 8.0)
+    for ours, ref in ((ind.sma(short, 10), talib.SMA(short, 10)), (ind.ema(short, 10), talib.EMA(short, 10)),
+                      (ind.rsi(short, 14), talib.RSI(short, 14)), (ind.macd(short)[0], talib.MACD(short)[0])):
+        assert np.isnan(ours).all() and np.isnan(ref).all()

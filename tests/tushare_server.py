@@ -13,11 +13,13 @@ import json
 import math
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from heqis.data.sources.tables import TableApi
+
+DEFAULT_PORT = 9765  # out of the way of the gateway's ports (5555-5561, 8765)
 
 TOKEN_INVALID = "抱歉，您输入的TOKEN无效！"
 NO_PERMISSION = "抱歉，您没有访问该接口的权限，权限的具体详情访问：https://tushare.pro/document/1?doc_id=108。"
@@ -104,8 +106,8 @@ class TushareHandler(BaseHTTPRequestHandler):
 class TushareHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, tables: TableApi, behaviour: Behaviour) -> None:
-        super().__init__(("127.0.0.1", 0), TushareHandler)
+    def __init__(self, tables: TableApi, behaviour: Behaviour, port: int = 0) -> None:
+        super().__init__(("127.0.0.1", port), TushareHandler)
         self.tables = tables
         self.behaviour = behaviour
         self.requests: list[Request] = []
@@ -131,3 +133,26 @@ def serve(tables: TableApi, behaviour: Behaviour | None = None) -> Iterator[Tush
     finally:
         srv.shutdown()
         srv.server_close()
+
+
+def main() -> None:
+    """Serve the sample market over Tushare's wire format, to try ``heqis data -s tushare`` offline."""
+    import argparse
+
+    from heqis.data.sources.sample import sample_api
+    from heqis.data.watchlist import default_watchlist_text, parse_watchlist
+
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("--port", type=int, default=DEFAULT_PORT)
+    ap.add_argument("--token", default="test-token")
+    args = ap.parse_args()
+    srv = TushareHTTPServer(sample_api(parse_watchlist(default_watchlist_text())), Behaviour(token=args.token),
+                            args.port)
+    print(f"serving the synthetic sample market as Tushare Pro on {srv.url} (token: {args.token}); Ctrl-C stops",
+          flush=True)
+    with suppress(KeyboardInterrupt):
+        srv.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

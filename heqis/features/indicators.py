@@ -21,14 +21,20 @@ from numba import njit
 _TA_EPS = 1e-8  # TA-Lib's TA_IS_ZERO threshold
 
 
+@njit(cache=True)
+def _warm_output(n: int, first: int, usable: bool) -> np.ndarray:
+    """An output array with NaN before index ``first`` (everywhere when the input is not ``usable``)."""
+    out = np.empty(n)
+    out[: n if not usable else min(first, n)] = np.nan
+    return out
+
+
 @njit(cache=True, error_model="numpy")
 def sma(x: np.ndarray, period: int) -> np.ndarray:
     """Simple moving average; TA-Lib's running-sum algorithm (first value at index period-1)."""
     n = x.shape[0]
-    out = np.empty(n)
-    out[: min(period - 1, n)] = np.nan
+    out = _warm_output(n, period - 1, period >= 1 and n >= period)
     if period < 1 or n < period:
-        out[:] = np.nan
         return out
     total = 0.0
     for i in range(period - 1):
@@ -64,10 +70,8 @@ def _ema_from(x: np.ndarray, period: int, seed_start: int, first_out: int, out: 
 def ema(x: np.ndarray, period: int) -> np.ndarray:
     """Exponential moving average, seeded with an SMA like TA-Lib (first value at index period-1)."""
     n = x.shape[0]
-    out = np.empty(n)
-    out[: min(period - 1, n)] = np.nan
+    out = _warm_output(n, period - 1, period >= 1 and n >= period)
     if period < 1 or n < period:
-        out[:] = np.nan
         return out
     _ema_from(x, period, 0, period - 1, out)
     return out
@@ -86,12 +90,9 @@ def macd(x: np.ndarray, fast: int = 12, slow: int = 26, signal: int = 9):
         fast, slow = slow, fast
     start = slow - 1  # first bar where both EMAs exist
     first = start + signal - 1
-    line = np.empty(n)
-    sig = np.empty(n)
-    hist = np.empty(n)
-    line[: min(first, n)] = np.nan
-    sig[: min(first, n)] = np.nan
-    hist[: min(first, n)] = np.nan
+    line = _warm_output(n, first, True)
+    sig = _warm_output(n, first, True)
+    hist = _warm_output(n, first, True)
     if n <= first:
         return line, sig, hist
     k_slow = 2.0 / (slow + 1)
@@ -132,10 +133,8 @@ def macd(x: np.ndarray, fast: int = 12, slow: int = 26, signal: int = 9):
 def rsi(x: np.ndarray, period: int = 14) -> np.ndarray:
     """Wilder's RSI as TA-Lib computes it (first value at index ``period``)."""
     n = x.shape[0]
-    out = np.empty(n)
-    out[: min(period, n)] = np.nan
+    out = _warm_output(n, period, period >= 2 and n > period)
     if period < 2 or n <= period:
-        out[:] = np.nan
         return out
     gain = 0.0
     loss = 0.0

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -18,6 +19,8 @@ from collections.abc import Callable
 import pandas as pd
 
 from heqis.errors import HeqisError
+
+log = logging.getLogger(__name__)
 
 MSG_TOKEN = "TOKEN无效"
 MSG_PERMISSION = "没有访问该接口的权限"
@@ -84,7 +87,9 @@ class TushareApi:
         for attempt in range(self.retries + 1):
             if attempt:
                 self.retried += 1
-                self.sleep(min(self.backoff_s * 2 ** (attempt - 1), 60.0))
+                delay = min(self.backoff_s * 2 ** (attempt - 1), 60.0)
+                log.warning("%s: %s; retry %d/%d in %.1f s", what, last, attempt, self.retries, delay)
+                self.sleep(delay)
             self.bucket.acquire()
             try:
                 df = self.pro.query(api_name, fields=fields, **params)
