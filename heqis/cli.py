@@ -172,6 +172,8 @@ def data(
         raise typer.BadParameter("use yuan or thousand", param_hint="--amount-unit")
     if source not in ("sample", "tushare", "csv"):
         raise typer.BadParameter(f"'{source}' is not one of sample, tushare, csv", param_hint="--source")
+    if source == "csv" and path is None:
+        raise typer.BadParameter("--source csv needs --path FILE (or a folder of CSV files)", param_hint="--path")
     with user_errors(ctx):
         settings = load_settings(data_dir=data_dir, data_watchlist=watchlist,
                                  data_start=start.date() if start else None,

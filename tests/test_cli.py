@@ -73,6 +73,7 @@ def test_usage_errors_exit_2(isolated):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert run("data", "--start", "yesterday", cwd=isolated).returncode == 2
     assert run("nosuchcommand", cwd=isolated).returncode == 2
+    assert run("data", "-s", "csv", cwd=isolated).returncode == 2  # csv without --path
 
 
 def test_user_mistakes_exit_1_with_one_line(isolated):

@@ -152,6 +152,21 @@ def test_missing_spans():
     assert missing_spans((d(2020, 1, 1), d(2020, 12, 31)), d(2020, 2, 1), d(2020, 3, 1)) == []
 
 
+def test_coverage_never_claims_days_without_data():
+    from datetime import date as d
+
+    from heqis.data.pipeline import extend_coverage
+    assert extend_coverage(None, d(2024, 1, 1), d(2024, 5, 9), None) == (d(2024, 1, 1), d(2024, 5, 9))
+    # today's bar already arrived: covered through today
+    assert extend_coverage(None, d(2024, 1, 1), d(2024, 5, 9), d(2024, 5, 10)) == (d(2024, 1, 1), d(2024, 5, 10))
+    # a run for today only, before the data exist: nothing is covered
+    assert extend_coverage(None, d(2024, 5, 10), d(2024, 5, 9), None) is None
+    assert extend_coverage((d(2023, 1, 1), d(2023, 12, 31)), d(2024, 5, 10), d(2024, 5, 9), None) == (
+        d(2023, 1, 1), d(2023, 12, 31))
+    assert extend_coverage((d(2023, 1, 1), d(2023, 12, 31)), d(2024, 1, 1), d(2024, 5, 9), None) == (
+        d(2023, 1, 1), d(2024, 5, 9))
+
+
 def test_no_features_then_features(isolated):
     run_data(DataRequest(source="sample", data_dir=isolated / "d", features=False), load_settings())
     bars = DataStore(isolated / "d").read_bars("000001.SZ")

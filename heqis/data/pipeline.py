@@ -115,6 +115,21 @@ def missing_spans(covered: tuple[date, date] | None, start: date, end: date) -> 
     return spans
 
 
+def extend_coverage(prev: tuple[date, date] | None, start: date, horizon: date,
+                    last_bar: date | None) -> tuple[date, date] | None:
+    """The covered range after fetching [start, horizon]; a stored bar extends it past the horizon.
+
+    ``horizon`` is the last day whose data cannot change any more (yesterday for live sources), so
+    a range that ends today is fetched again next time unless today's bar already arrived.
+    """
+    end = max(horizon, last_bar) if last_bar is not None else horizon
+    if end < start:
+        return prev
+    if prev is None:
+        return (start, end)
+    return (min(start, prev[0]), max(end, prev[1]))
+
+
 def summarize(bars: pd.DataFrame | None, inst: Instrument, name: str, sessions: pd.DatetimeIndex,
               fetched: bool) -> SymbolSummary:
     if bars is None or bars.empty:
@@ -282,11 +297,10 @@ def _run_api(req: DataRequest, settings: Settings, store: DataStore, manifest: d
                     merged = merged.assign(is_st=st_mask(merged["trade_date"], names_table))
                 old = finish_bars(merged, req.features)
                 store.write_bars(inst.ts_code, old)
-            last_bar = old["trade_date"].iloc[-1].date() if old is not None and len(old) else start
-            prev = coverage.get(inst.ts_code)
-            cov_end = max(min(end, horizon), last_bar)
-            coverage[inst.ts_code] = (min(start, prev[0]) if prev else start,
-                                      max(cov_end, prev[1]) if prev else cov_end)
+            last_bar = old["trade_date"].iloc[-1].date() if old is not None and len(old) else None
+            extended = extend_coverage(coverage.get(inst.ts_code), start, horizon, last_bar)
+            if extended is not None:
+                coverage[inst.ts_code] = extended
         elif old is not None and req.features and old[list(DERIVED_COLUMNS)].isna().all().all():
             old = finish_bars(old.loc[:, list(RAW_COLUMNS)], True)  # features asked for after --no-features
             store.write_bars(inst.ts_code, old)
