@@ -34,7 +34,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-out = Console(highlight=False)
+stdout = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
 log = logging.getLogger("heqis")
 
@@ -113,7 +113,7 @@ def progress_bar(enabled: bool, label: str) -> Iterator[Any]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("{task.fields[what]}"), TimeElapsedColumn(), console=out,
+                  TextColumn("{task.fields[what]}"), TimeElapsedColumn(), console=stdout,
                   transient=True) as bar:
         task = bar.add_task(label, total=None, what="")
 
@@ -189,7 +189,112 @@ def data(
     else:
         from heqis.render import render_data_result
 
-        render_data_result(out, result)
+        render_data_result(stdout, result)
+
+
+# ---------------------------------------------------------------------------------------------
+# heqis train
+# ---------------------------------------------------------------------------------------------
+def epoch_line(report: Any, total: int) -> str:
+    """One plain line per epoch: validation MSE and direction accuracy per generator, and events."""
+    parts = [f"{r['generator']} mse {r['val_mse']:.3e} acc {r['val_acc']:.3f}{'*' if r['improved'] else ''}"
+             for r in report.rows]
+    events = f"  [{'; '.join(report.events)}]" if report.events else ""
+    return f"epoch {report.epoch}/{total} {report.phase:<11} " + " | ".join(parts) + events
+
+
+@app.command(rich_help_panel="Research")
+def train(
+    ctx: typer.Context,
+    preset: Annotated[str, typer.Option("--preset", "-p", help="tiny (seconds on a laptop) | default | paper "
+                                        "(the prototype's sizes).")] = "tiny",
+    data_dir: Annotated[Path | None, typer.Option("--data-dir", "-d", help="Data store (default ./heqis-data, "
+                                                  "or HEQIS_DATA_DIR).")] = None,
+    symbols: Annotated[str | None, typer.Option(help="Comma-separated ts_codes (default: every stored symbol).")]
+        = None,
+    epochs: Annotated[int | None, typer.Option(min=1, help="Override the preset's epochs (with --resume: "
+                                               "extend the run).")] = None,
+    device: Annotated[str, typer.Option(help="auto (CUDA when present) | cpu | cuda.")] = "auto",
+    seed: Annotated[int, typer.Option(help="Seed of every random number generator.")] = 3407,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Run directory (default runs/<time>-<preset>).")]
+        = None,
+    resume: Annotated[bool, typer.Option(help="Continue the run in --out from its last completed epoch.")] = False,
+    search: Annotated[int | None, typer.Option(min=1, help="Run an Optuna study of N trials (lr, hidden size, "
+                                               "window) instead of one run.")] = None,
+    storage: Annotated[str | None, typer.Option(help="Optuna storage URL for --search (default: sqlite in "
+                                                "--out); share it to search from several machines.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Train the multi-GAN generators (G1 GRU, G2 BiLSTM, G3 Transformer+RoPE, G4 on CAE/t3-VAE latents).
+
+    [bold]Examples[/]
+
+      heqis train                                  # tiny preset on ./heqis-data, seconds
+      heqis train -p default --epochs 60 -o runs/exp1
+      heqis train --resume -o runs/exp1            # after Ctrl-C, or to extend with --epochs
+      heqis train --search 20 -o runs/search       # Optuna study
+
+    Each run directory holds checkpoints, the train-only scaler, manifest.json and metrics.csv.
+    """
+    from heqis.config import load_settings
+    from heqis.train.run import TrainRequest
+
+    if resume and out is None:
+        raise typer.BadParameter("--resume needs --out RUN_DIR", param_hint="--resume")
+    with user_errors(ctx):
+        settings = load_settings(data_dir=data_dir)
+        req = TrainRequest(data_dir=settings.data_dir, preset=preset,
+                           symbols=[s.strip().upper() for s in symbols.split(",") if s.strip()] if symbols else None,
+                           epochs=epochs, device=device, seed=seed, out=out, resume=resume)
+        if req.out is None:
+            from heqis.train.run import default_run_dir
+
+            req.out = default_run_dir(preset)
+        try:
+            if search:
+                from heqis.train.search import run_search
+
+                result_dict = run_search(req, search, storage, log=lambda line: err.print(escape(line))).to_dict()
+            else:
+                result_dict = _train_with_progress(req, json_out).to_dict()
+        except KeyboardInterrupt:
+            err.print(f"[yellow]interrupted[/]: the last completed epoch is saved; resume with "
+                      f"[bold]heqis train --resume --out {escape(str(req.out))}[/]", soft_wrap=True)
+            raise typer.Exit(130) from None
+    if json_out:
+        emit_json(result_dict)
+        return
+    from heqis.render import render_search_result, render_train_result
+
+    (render_search_result if search else render_train_result)(stdout, result_dict)
+
+
+def _train_with_progress(req: Any, json_out: bool) -> Any:
+    from heqis.train.run import run_train
+
+    total = [0]
+
+    def log(line: str) -> None:
+        if not json_out:
+            err.print(f"[dim]{escape(line)}[/]")
+
+    if not _progress_enabled(json_out):
+        def plain(report: Any, trainer: Any) -> None:
+            err.print(escape(epoch_line(report, trainer.preset.epochs)), soft_wrap=True, highlight=False)
+
+        return run_train(req, on_epoch=plain, log=log)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("[bold]train[/]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TextColumn("{task.fields[status]}"), console=stdout, transient=False) as bar:
+        task = bar.add_task("train", total=None, status="encoders…")
+
+        def tty(report: Any, trainer: Any) -> None:
+            total[0] = trainer.preset.epochs
+            bar.update(task, completed=report.epoch, total=total[0], status=report.phase)
+            bar.console.print(escape(epoch_line(report, total[0])), soft_wrap=True, highlight=False)
+
+        return run_train(req, on_epoch=tty, log=lambda line: bar.console.print(f"[dim]{escape(line)}[/]"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -198,31 +303,37 @@ def data(
 @app.command(rich_help_panel="Getting started")
 def demo(
     ctx: typer.Context,
-    data_dir: Annotated[Path, typer.Option("--data-dir", "-d", help="Store directory of the demo.")] =
-        Path("heqis-demo/data"),
+    root: Annotated[Path, typer.Option("--dir", help="Folder of the demo's data store and run.")] =
+        Path("heqis-demo"),
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Run the whole chain on the bundled synthetic sample data and show the result.
 
-    Today the chain is the data step; training, backtest, export, the local fleet and the console
-    join it as they land. Headless (no TTY) it prints a summary and exits 0.
+    Today: data (sample) → train (tiny preset). Backtest, export, the local fleet and the console join
+    as they land. Headless (no TTY) it prints a summary and exits 0.
     """
     from heqis.config import load_settings
-    from heqis.data.pipeline import DataRequest, run_data
+    from heqis.demo import run_demo
+
+    def plain(report: Any, trainer: Any) -> None:
+        if not json_out:
+            err.print(escape(epoch_line(report, trainer.preset.epochs)), soft_wrap=True, highlight=False)
 
     with user_errors(ctx):
-        settings = load_settings(data_dir=data_dir)
-        req = DataRequest(source="sample", data_dir=settings.data_dir, bundled_watchlist=True)
+        settings = load_settings()
         with progress_bar(_progress_enabled(json_out), "demo: data") as update:
-            result = run_data(req, settings, progress=update)
+            result = run_demo(root, settings, progress=update, on_epoch=plain,
+                              log=lambda line: None if json_out else err.print(f"[dim]{escape(line)}[/]"))
     if json_out:
-        emit_json({"data": result.to_dict()})
+        emit_json(result.to_dict())
         return
-    from heqis.render import render_data_result
+    from heqis.render import render_data_result, render_train_result
 
-    out.rule("[bold]HEQIS demo[/] · step 1/7: data")
-    render_data_result(out, result)
-    out.print("\n[dim]next steps (train → backtest → export → fleet → console) join `make demo` as they land.[/]")
+    stdout.rule("[bold]HEQIS demo[/] · step 1/7: data")
+    render_data_result(stdout, result.data)
+    stdout.rule("[bold]HEQIS demo[/] · step 2/7: train (tiny preset)")
+    render_train_result(stdout, result.train)
+    stdout.print("\n[dim]next steps (backtest → export → fleet → console) join `make demo` as they land.[/]")
 
 
 def main() -> None:

@@ -47,3 +47,40 @@ def render_data_result(console: Console, result: DataResult) -> None:
     console.print(f"watchlist: {result.watchlist} · content hash {result.content_hash[:16]}…")
     for note in result.notes:
         console.print(f"[yellow]note:[/] {note}")
+
+
+def render_train_result(console: Console, result: dict) -> None:
+    """A finished (or early-stopped) training run: one row per generator, baselines, events."""
+    table = Table(title=f"HEQIS training run · {result['run_dir']} · {result['status']}", title_justify="left",
+                  box=box.SIMPLE_HEAD, pad_edge=False)
+    for col, just in (("gen", "left"), ("kind", "left"), ("params", "right"), ("best ep", "right"),
+                      ("best val loss", "right"), ("val mse", "right"), ("val acc", "right")):
+        table.add_column(col, justify=just, no_wrap=True)  # type: ignore[arg-type]
+    for gid, g in result["generators"].items():
+        best = "★ " if gid == result["best_generator"] else ""
+        loss = g["best_val_loss"]
+        table.add_row(f"{best}{gid}", g["kind"], f"{g['params']:,}", str(g["best_epoch"]),
+                      f"{loss:.4f}" if loss is not None else "—",
+                      f"{g['last_val_mse']:.3e}" if g["last_val_mse"] is not None else "—",
+                      f"{g['last_val_acc']:.3f}" if g["last_val_acc"] is not None else "—")
+    console.print(table)
+    b = result["baselines"]
+    console.print(f"baselines on val: zero-return mse {b['zero_mse']:.3e} · last-value mse {b['last_value_mse']:.3e}"
+                  f" · majority-class acc {b['majority_class_acc']:.3f}")
+    seg = result["segments"]
+    console.print("segments: " + " · ".join(f"{k} {v[0]}→{v[1]}" for k, v in seg.items()))
+    events = [e["event"] for e in result["events"]]
+    console.print(f"{result['epochs_run']} epochs on {result['device']} in {result['seconds']:.1f} s · "
+                  f"{len(events)} knowledge exchanges ({sum('distill' in e for e in events)} distill, "
+                  f"{sum(e.startswith('cross') for e in events)} cross-finetune)")
+    for note in result.get("notes", []):
+        console.print(f"[yellow]note:[/] {note}")
+
+
+def render_search_result(console: Console, result: dict) -> None:
+    """An Optuna study: the best trial and how the trials ended."""
+    console.print(f"[bold]Optuna study[/] {result['study']} · {result['trials']} trials "
+                  f"({result['complete']} complete, {result['pruned']} pruned) · storage {result['storage']}")
+    console.print(f"best trial #{result['best_trial']}: val loss {result['best_value']:.4f} with "
+                  + ", ".join(f"{k}={v}" for k, v in result["best_params"].items()))
+    console.print(f"recorded in {result['record']}")

@@ -1,0 +1,56 @@
+"""``heqis demo``: the whole chain on the bundled synthetic data, as far as it has landed.
+
+Steps today: data (sample source) → train (tiny preset). A run from an earlier demo on the same
+data is reused, so a second ``make demo`` is quick; anything else in the demo folder is rebuilt.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from heqis.config import Settings
+from heqis.data.pipeline import DataRequest, DataResult, run_data
+
+
+@dataclass
+class DemoResult:
+    data: DataResult
+    train: dict[str, Any]
+    reused_run: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"data": self.data.to_dict(), "train": self.train, "reused_run": self.reused_run}
+
+
+def _reusable(run_dir: Path, content_hash: str) -> dict[str, Any] | None:
+    try:
+        manifest = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+    ok = manifest.get("status") in ("complete", "early_stopped") and \
+        manifest.get("data", {}).get("content_hash") == content_hash
+    return manifest if ok else None
+
+
+def run_demo(root: Path, settings: Settings, progress: Callable[[str, int, int], None] | None = None,
+             on_epoch: Callable[..., None] | None = None, log: Callable[[str], None] | None = None) -> DemoResult:
+    from heqis.train.run import TrainRequest, run_train
+
+    data = run_data(DataRequest(source="sample", data_dir=root / "data", bundled_watchlist=True), settings,
+                    progress=progress)
+    run_dir = root / "run"
+    previous = _reusable(run_dir, data.content_hash)
+    if previous is not None:
+        summary = {k: previous[k] for k in ("status", "epochs_run", "best_generator", "generators", "baselines",
+                                            "events", "segments", "samples", "device")}
+        summary.update(run_dir=str(run_dir), preset=previous["preset"]["name"],
+                       seconds=previous.get("seconds", 0.0), notes=["reused the run of an earlier demo"])
+        return DemoResult(data, summary, True)
+    shutil.rmtree(run_dir, ignore_errors=True)
+    result = run_train(TrainRequest(data_dir=root / "data", preset="tiny", out=run_dir), on_epoch=on_epoch, log=log)
+    return DemoResult(data, result.to_dict(), False)

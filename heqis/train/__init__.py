@@ -1,0 +1,1 @@
+"""Multi-GAN training: presets, data preparation, the multi-agent adversarial trainer, checkpoints."""

@@ -1,0 +1,108 @@
+"""Training presets. ``paper`` is the original prototype's sizes; ``tiny`` trains in seconds on 2 cores.
+
+Sizes and schedules only: the algorithm is the same for every preset.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from heqis.errors import HeqisError
+
+
+@dataclass
+class Preset:
+    """Everything that shapes a training run, recorded verbatim in the run manifest."""
+
+    name: str
+    generators: dict[str, dict[str, Any]]     # id → {"kind": ..., sizes}
+    discriminator: dict[str, Any]
+    cae: dict[str, Any]
+    t3vae: dict[str, Any]
+    epochs: int
+    pretrain_epochs: int                      # supervised only (MSE + CE), before the adversarial phase
+    encoder_epochs: int                       # CAE / t3-VAE reconstruction training
+    warmup_epochs: int                        # weighting matrix is the identity until then
+    distill_every: int                        # knowledge distillation best → worst, every N epochs
+    cross_every: int                          # elite cross-finetuning, every N epochs
+    patience: int                             # early stopping: epochs without a better val loss
+    batch_size: int
+    lr: float
+    weight_decay: float = 1e-4
+    d_lr: float | None = None
+    adv_weight: float = 0.05
+    mse_weight: float = 1.0
+    ce_weight: float = 1.0
+    distill_temperature: float = 2.0
+    elites: int = 2
+    context: int = 20                         # returns the discriminators see before the candidate
+    window: int = 60
+    flat_band: float = 0.005
+    max_train_windows: int | None = None      # subsample the train segment (tiny/CI only)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> Preset:
+        return cls(**raw)
+
+
+def _generators(gru: int, lstm: int, lstm_layers: int, d_model: int, layers: int, heads: int, latent: int,
+                dropout: float) -> dict[str, dict[str, Any]]:
+    return {
+        "G1": {"kind": "gru", "hidden": gru, "layers": 1, "dropout": dropout},
+        "G2": {"kind": "bilstm", "hidden": lstm, "layers": lstm_layers, "dropout": dropout},
+        "G3": {"kind": "transformer", "d_model": d_model, "layers": layers, "heads": heads, "dropout": dropout},
+        "G4": {"kind": "latent", "hidden": latent, "dropout": dropout},
+    }
+
+
+PRESETS: dict[str, Preset] = {
+    "tiny": Preset(
+        name="tiny",
+        generators=_generators(32, 24, 1, 32, 1, 2, 32, 0.0),
+        discriminator={"channels": 16},
+        cae={"latent": 8, "channels": 16},
+        t3vae={"latent": 8, "hidden": 64, "nu": 5.0},
+        epochs=8, pretrain_epochs=2, encoder_epochs=2, warmup_epochs=3, distill_every=2, cross_every=3,
+        patience=4, batch_size=256, lr=2e-3, max_train_windows=4000,
+    ),
+    "default": Preset(
+        name="default",
+        generators=_generators(128, 96, 2, 128, 2, 4, 128, 0.1),
+        discriminator={"channels": 32},
+        cae={"latent": 16, "channels": 32},
+        t3vae={"latent": 16, "hidden": 256, "nu": 5.0},
+        epochs=40, pretrain_epochs=5, encoder_epochs=10, warmup_epochs=8, distill_every=5, cross_every=10,
+        patience=8, batch_size=128, lr=3e-4,
+    ),
+    "paper": Preset(  # the prototype's sizes and optimiser settings
+        name="paper",
+        generators=_generators(768, 512, 2, 512, 2, 8, 512, 0.1),
+        discriminator={"channels": 64},
+        cae={"latent": 32, "channels": 64},
+        t3vae={"latent": 32, "hidden": 512, "nu": 5.0},
+        epochs=100, pretrain_epochs=10, encoder_epochs=20, warmup_epochs=10, distill_every=10, cross_every=20,
+        patience=10, batch_size=64, lr=2e-5,
+    ),
+}
+
+
+def get_preset(name: str, **overrides: Any) -> Preset:
+    """A copy of the named preset with ``overrides`` (None values ignored) applied."""
+    if name not in PRESETS:
+        raise HeqisError(f"unknown preset '{name}'", hint=f"use one of: {', '.join(PRESETS)}")
+    preset = copy.deepcopy(PRESETS[name])
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        if not hasattr(preset, key):
+            raise HeqisError(f"unknown preset field '{key}'")
+        setattr(preset, key, value)
+    if preset.epochs < 1:
+        raise HeqisError(f"--epochs must be at least 1, got {preset.epochs}")
+    return preset

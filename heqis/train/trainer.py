@@ -1,0 +1,389 @@
+"""The multi-agent adversarial trainer (Multi-GAN): G1..Gn against their discriminators D1..Dn.
+
+Epoch schedule (1-based):
+
+1. encoders: the CAE and the t3-VAE learn to reconstruct training windows, then freeze (G4 reads them);
+2. epochs ≤ ``pretrain_epochs``: supervised only — MSE on the next-day return + CE on direction;
+3. later epochs, adversarial: every D_j learns real (target 1) vs the fakes of the generators it
+   judges (target 0); every G_i minimises MSE + CE + adv_weight · Σ_j W[i, j] · BCE(D_j(fake_i), 1).
+   The weighting matrix W is the identity during warm-up (each generator faces its own
+   discriminator), then the uniform average (each faces all of them);
+4. every ``distill_every`` adversarial epochs the best generator (by the last validation) teaches
+   the worst one (knowledge distillation), and every ``cross_every`` epochs the elites fine-tune on
+   each other's predictions (elite cross-finetuning). Both are logged as events;
+5. after every epoch: validation, best-checkpoint bookkeeping and early stopping.
+
+The trainer holds no files: the runner saves checkpoints from ``state_dict()`` and ``best_states``.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from heqis.models.discriminator import ConvDiscriminator
+from heqis.models.encoders import CAE, T3VAE
+from heqis.models.generators import Generator, build_generator
+from heqis.train.data import Split, TrainingData
+from heqis.train.losses import (
+    discriminator_loss,
+    distillation_loss,
+    generator_adversarial_loss,
+    supervised_loss,
+)
+from heqis.train.presets import Preset
+
+
+@dataclass
+class EpochReport:
+    """What one epoch did: one row per generator for metrics.csv, plus events and improvements."""
+
+    epoch: int
+    phase: str
+    rows: list[dict[str, Any]]
+    events: list[str] = field(default_factory=list)
+    improved: list[str] = field(default_factory=list)
+    stop: bool = False
+
+
+def seed_everything(seed: int) -> None:
+    import random
+
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+class MultiGANTrainer:
+    def __init__(self, preset: Preset, data: TrainingData, device: str = "cpu", seed: int = 3407,
+                 encoder_log: Callable[[str], None] | None = None) -> None:
+        seed_everything(seed)
+        self.preset = preset
+        self.data = data
+        self.device = torch.device(device)
+        self.seed = seed
+        self.shuffle = torch.Generator().manual_seed(seed)
+        f, w = data.n_features, data.window
+        self.cae = CAE(f, w, preset.cae["latent"], preset.cae.get("channels", 32)).to(self.device)
+        self.t3vae = T3VAE(f, w, preset.t3vae["latent"], preset.t3vae.get("hidden", 128),
+                           preset.t3vae.get("nu", 5.0)).to(self.device)
+        self.encoders_trained = False
+        self.encoder_log = encoder_log or (lambda line: None)
+        self.ids = list(preset.generators)
+        self.generators: dict[str, Generator] = {}
+        for gid, spec in preset.generators.items():
+            self.generators[gid] = build_generator(spec["kind"], f, w, spec, (self.cae, self.t3vae)).to(self.device)
+        self.discriminators = {gid: ConvDiscriminator(preset.context, preset.discriminator.get("channels", 32))
+                               .to(self.device) for gid in self.ids}
+        self.g_opt = {gid: torch.optim.AdamW([p for p in g.parameters() if p.requires_grad], lr=preset.lr,
+                                             weight_decay=preset.weight_decay)
+                      for gid, g in self.generators.items()}
+        self.d_opt = {gid: torch.optim.AdamW(d.parameters(), lr=preset.d_lr or preset.lr,
+                                             weight_decay=preset.weight_decay)
+                      for gid, d in self.discriminators.items()}
+        self.epoch = 0
+        self.best: dict[str, float] = {gid: math.inf for gid in self.ids}
+        self.best_epoch: dict[str, int] = {gid: 0 for gid in self.ids}
+        self.best_states: dict[str, dict[str, torch.Tensor]] = {}
+        self.last_val: dict[str, dict[str, float]] = {}
+        self.stale = 0
+        self.weights = torch.eye(len(self.ids))
+        self.events: list[dict[str, Any]] = []
+        y = data.scaler
+        ctx = data.context_index
+        # the discriminators compare returns in the target's scale: map ret1's x-scale onto it
+        self._ctx = (ctx, float(y.x_scale[ctx]), float(y.x_min[ctx]), y.y_scale, y.y_min)
+
+    # -- helpers -------------------------------------------------------------------------------
+    def context(self, x: torch.Tensor) -> torch.Tensor:
+        i, xs, xm, ys, ym = self._ctx
+        ret = (x[:, -self.preset.context:, i] - xm) / xs
+        return ret * ys + ym
+
+    def batches(self, n: int) -> list[torch.Tensor]:
+        order = torch.randperm(n, generator=self.shuffle)
+        return list(order.split(self.preset.batch_size))
+
+    def _batch(self, split: Split, idx: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        d = self.device
+        return split.x[idx].to(d), split.y[idx].to(d), split.cls[idx].to(d)
+
+    def weighting_matrix(self, epoch: int) -> torch.Tensor:
+        n = len(self.ids)
+        if epoch <= self.preset.warmup_epochs:
+            return torch.eye(n)
+        return torch.full((n, n), 1.0 / n)
+
+    def phase(self, epoch: int) -> str:
+        return "pretrain" if epoch <= self.preset.pretrain_epochs else "adversarial"
+
+    # -- encoders ------------------------------------------------------------------------------
+    def train_encoders(self) -> list[dict[str, Any]]:
+        """Reconstruction training of the CAE and the t3-VAE; they are frozen afterwards."""
+        rows = []
+        opts = {"CAE": torch.optim.AdamW(self.cae.parameters(), lr=self.preset.lr),
+                "T3VAE": torch.optim.AdamW(self.t3vae.parameters(), lr=self.preset.lr)}
+        models: dict[str, nn.Module] = {"CAE": self.cae, "T3VAE": self.t3vae}
+        for model in models.values():
+            model.train()
+            for p in model.parameters():
+                p.requires_grad_(True)
+        for e in range(1, self.preset.encoder_epochs + 1):
+            totals = {name: 0.0 for name in models}
+            batches = self.batches(len(self.data.train))
+            for idx in batches:
+                x = self.data.train.x[idx].to(self.device)
+                for name, model in models.items():
+                    loss = model.loss(x)  # type: ignore[operator]
+                    opts[name].zero_grad()
+                    loss.backward()
+                    opts[name].step()
+                    totals[name] += loss.item() / len(batches)
+            for name, value in totals.items():
+                rows.append({"epoch": 0, "phase": f"encoder {e}", "generator": name, "kind": name.lower(),
+                             "train_loss": value})
+            self.encoder_log(f"encoders {e}/{self.preset.encoder_epochs}: "
+                             + ", ".join(f"{k} {v:.4f}" for k, v in totals.items()))
+        for model in models.values():
+            model.eval()
+            for p in model.parameters():
+                p.requires_grad_(False)
+        self.encoders_trained = True
+        return rows
+
+    # -- one epoch -----------------------------------------------------------------------------
+    def run_epoch(self) -> EpochReport:
+        if not self.encoders_trained:
+            raise RuntimeError("train_encoders() must run before the first epoch")
+        self.epoch += 1
+        epoch = self.epoch
+        phase = self.phase(epoch)
+        self.weights = self.weighting_matrix(epoch) if phase == "adversarial" else torch.eye(len(self.ids))
+        stats = {gid: {"train_loss": 0.0, "train_mse": 0.0, "train_ce": 0.0, "adv_loss": 0.0, "d_loss": 0.0}
+                 for gid in self.ids}
+        for g in self.generators.values():
+            g.train()
+        for d in self.discriminators.values():
+            d.train()
+        batches = self.batches(len(self.data.train))
+        for idx in batches:
+            x, y, label = self._batch(self.data.train, idx)
+            if phase == "pretrain":
+                self._supervised_step(x, y, label, stats, len(batches))
+            else:
+                self._adversarial_step(x, y, label, stats, len(batches))
+        events = []
+        if phase == "adversarial" and self.last_val:
+            k = epoch - self.preset.pretrain_epochs
+            if self.preset.distill_every and k % self.preset.distill_every == 0:
+                events.append(self.distill())
+            if self.preset.cross_every and k % self.preset.cross_every == 0:
+                events.append(self.cross_finetune())
+        val = self.validate()
+        self.last_val = val
+        improved = []
+        for gid, v in val.items():
+            if v["val_loss"] < self.best[gid] - 1e-9:
+                self.best[gid] = v["val_loss"]
+                self.best_epoch[gid] = epoch
+                self.best_states[gid] = {k: t.detach().cpu().clone()
+                                         for k, t in self.generators[gid].state_dict().items()}
+                improved.append(gid)
+        self.stale = 0 if improved else self.stale + 1
+        for ev in events:
+            self.events.append({"epoch": epoch, "event": ev})
+        rows = []
+        weights = self.weights.tolist()
+        for i, gid in enumerate(self.ids):
+            row = {"epoch": epoch, "phase": phase, "generator": gid,
+                   "kind": self.preset.generators[gid]["kind"], **stats[gid], **val[gid],
+                   "weights": ";".join(f"{w:.3f}" for w in weights[i]),
+                   "event": " | ".join(e for e in events if gid in e), "improved": gid in improved}
+            rows.append(row)
+        return EpochReport(epoch, phase, rows, events, improved, stop=self.stale >= self.preset.patience)
+
+    def _supervised_step(self, x, y, label, stats, n_batches) -> None:
+        p = self.preset
+        for gid, g in self.generators.items():
+            reg, cls = g(x)
+            loss, mse, ce = supervised_loss(reg, cls, y, label, p.mse_weight, p.ce_weight)
+            self.g_opt[gid].zero_grad()
+            loss.backward()
+            self.g_opt[gid].step()
+            s = stats[gid]
+            s["train_loss"] += loss.item() / n_batches
+            s["train_mse"] += mse.item() / n_batches
+            s["train_ce"] += ce.item() / n_batches
+
+    def _adversarial_step(self, x, y, label, stats, n_batches) -> None:
+        p = self.preset
+        ctx = self.context(x)
+        outs = {gid: g(x) for gid, g in self.generators.items()}
+        w = self.weights
+        # discriminators first, on detached fakes: D_j sees the fakes of the generators it judges
+        for j, dj in enumerate(self.ids):
+            d = self.discriminators[dj]
+            judged = [(i, gi) for i, gi in enumerate(self.ids) if w[i, j] > 0]
+            real = d(ctx, y, label)
+            total = sum(float(w[i, j]) for i, _ in judged)
+            fake_loss = 0.0
+            for i, gi in judged:
+                fake = d(ctx, outs[gi][0].detach(), label)
+                fake_loss = fake_loss + float(w[i, j]) / total * discriminator_loss(real, fake)
+            self.d_opt[dj].zero_grad()
+            fake_loss.backward()  # type: ignore[union-attr]
+            self.d_opt[dj].step()
+            stats[dj]["d_loss"] += fake_loss.item() / n_batches
+        # then every generator: supervised + weighted adversarial terms
+        for i, gid in enumerate(self.ids):
+            reg, cls = outs[gid]
+            loss, mse, ce = supervised_loss(reg, cls, y, label, p.mse_weight, p.ce_weight)
+            adv = sum(float(w[i, j]) * generator_adversarial_loss(self.discriminators[dj](ctx, reg, label))
+                      for j, dj in enumerate(self.ids) if w[i, j] > 0)
+            total = loss + p.adv_weight * adv
+            self.g_opt[gid].zero_grad()
+            total.backward()
+            self.g_opt[gid].step()
+            s = stats[gid]
+            s["train_loss"] += total.item() / n_batches
+            s["train_mse"] += mse.item() / n_batches
+            s["train_ce"] += ce.item() / n_batches
+            s["adv_loss"] += adv.item() / n_batches  # type: ignore[union-attr]
+
+    # -- knowledge exchange --------------------------------------------------------------------
+    def ranking(self) -> list[str]:
+        """Generators from best to worst by the last validation loss."""
+        return sorted(self.ids, key=lambda g: self.last_val[g]["val_loss"])
+
+    def _teach(self, student: str, teachers: list[nn.Module], lr_scale: float) -> None:
+        """One pass over the training data: the student matches the teachers' mean output and the truth."""
+        p = self.preset
+        g = self.generators[student]
+        g.train()
+        for t in teachers:
+            t.eval()
+        opt = self.g_opt[student]
+        base = [group["lr"] for group in opt.param_groups]
+        for group in opt.param_groups:
+            group["lr"] *= lr_scale
+        for idx in self.batches(len(self.data.train)):
+            x, y, label = self._batch(self.data.train, idx)
+            with torch.no_grad():
+                outs = [t(x) for t in teachers]
+                t_reg = torch.stack([o[0] for o in outs]).mean(0)
+                t_cls = torch.stack([o[1] for o in outs]).mean(0)
+            reg, cls = g(x)
+            sup, _, _ = supervised_loss(reg, cls, y, label, p.mse_weight, p.ce_weight)
+            loss = 0.5 * sup + 0.5 * distillation_loss(reg, cls, t_reg, t_cls, p.distill_temperature)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        for group, lr in zip(opt.param_groups, base, strict=True):
+            group["lr"] = lr
+
+    def distill(self) -> str:
+        """Knowledge distillation from the best generator to the worst."""
+        order = self.ranking()
+        best, worst = order[0], order[-1]
+        if best == worst:
+            return f"distill skipped (one generator: {best})"
+        self._teach(worst, [self.generators[best]], 1.0)
+        return f"distill {worst}<-{best}"
+
+    def cross_finetune(self) -> str:
+        """Elite cross-finetuning: each of the top ``elites`` learns from the others at half the lr."""
+        elites = self.ranking()[: max(2, self.preset.elites)]
+        frozen = {gid: copy.deepcopy(self.generators[gid]) for gid in elites}  # teachers as they were
+        for gid in elites:
+            self._teach(gid, [frozen[o] for o in elites if o != gid], 0.5)
+        return "cross " + "<->".join(elites)
+
+    # -- validation ----------------------------------------------------------------------------
+    @torch.no_grad()
+    def predict(self, gid: str, split: Split, batch: int = 2048) -> tuple[torch.Tensor, torch.Tensor]:
+        g = self.generators[gid]
+        g.eval()
+        regs, clss = [], []
+        for start in range(0, len(split), batch):
+            reg, cls = g(split.x[start:start + batch].to(self.device))
+            regs.append(reg.cpu())
+            clss.append(cls.cpu())
+        return torch.cat(regs), torch.cat(clss)
+
+    @torch.no_grad()
+    def validate(self) -> dict[str, dict[str, float]]:
+        p = self.preset
+        val = self.data.val
+        sc = self.data.scaler
+        out = {}
+        for gid in self.ids:
+            reg, cls = self.predict(gid, val)
+            loss, mse, ce = supervised_loss(reg, cls, val.y, val.cls, p.mse_weight, p.ce_weight)
+            ret = (reg.squeeze(1).double() - sc.y_min) / sc.y_scale
+            out[gid] = {"val_loss": float(loss), "val_mse_scaled": float(mse), "val_ce": float(ce),
+                        "val_mse": float(torch.mean((ret - val.ret.double()) ** 2)),
+                        "val_acc": float((cls.argmax(1) == val.cls).float().mean())}
+        return out
+
+    def baselines(self) -> dict[str, float]:
+        """Validation MSE of naive guesses (zero return; repeat the last return) and the majority class rate."""
+        v = self.data.val
+        majority = float(torch.bincount(self.data.train.cls, minlength=3).argmax())
+        return {"zero_mse": float(torch.mean(v.ret.double() ** 2)),
+                "last_value_mse": float(torch.mean((v.last_ret.double() - v.ret.double()) ** 2)),
+                "majority_class_acc": float((v.cls == majority).float().mean())}
+
+    # -- state for resume ------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "epoch": self.epoch,
+            "encoders_trained": self.encoders_trained,
+            "cae": self.cae.state_dict(),
+            "t3vae": self.t3vae.state_dict(),
+            "generators": {gid: g.state_dict() for gid, g in self.generators.items()},
+            "discriminators": {gid: d.state_dict() for gid, d in self.discriminators.items()},
+            "g_opt": {gid: o.state_dict() for gid, o in self.g_opt.items()},
+            "d_opt": {gid: o.state_dict() for gid, o in self.d_opt.items()},
+            "best": dict(self.best),
+            "best_epoch": dict(self.best_epoch),
+            "best_states": self.best_states,
+            "last_val": self.last_val,
+            "stale": self.stale,
+            "events": self.events,
+            "rng_torch": torch.get_rng_state(),
+            "rng_shuffle": self.shuffle.get_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore everything; raises KeyError/RuntimeError on a checkpoint of another shape (strict)."""
+        self.cae.load_state_dict(state["cae"], strict=True)
+        self.t3vae.load_state_dict(state["t3vae"], strict=True)
+        for gid in self.ids:
+            self.generators[gid].load_state_dict(state["generators"][gid], strict=True)
+            self.discriminators[gid].load_state_dict(state["discriminators"][gid], strict=True)
+            self.g_opt[gid].load_state_dict(state["g_opt"][gid])
+            self.d_opt[gid].load_state_dict(state["d_opt"][gid])
+        if state["encoders_trained"]:
+            for model in (self.cae, self.t3vae):
+                model.eval()
+                for p in model.parameters():
+                    p.requires_grad_(False)
+        self.encoders_trained = bool(state["encoders_trained"])
+        self.epoch = int(state["epoch"])
+        self.best = {k: float(v) for k, v in state["best"].items()}
+        self.best_epoch = {k: int(v) for k, v in state["best_epoch"].items()}
+        self.best_states = state["best_states"]
+        self.last_val = state["last_val"]
+        self.stale = int(state["stale"])
+        self.events = list(state["events"])
+        torch.set_rng_state(state["rng_torch"])
+        self.shuffle.set_state(state["rng_shuffle"])
