@@ -54,15 +54,15 @@ def render_train_result(console: Console, result: dict) -> None:
     table = Table(title=f"HEQIS training run · {result['run_dir']} · {result['status']}", title_justify="left",
                   box=box.SIMPLE_HEAD, pad_edge=False)
     for col, just in (("gen", "left"), ("kind", "left"), ("params", "right"), ("best ep", "right"),
-                      ("best val loss", "right"), ("val mse", "right"), ("val acc", "right")):
+                      ("best val loss", "right"), ("val mse", "right"), ("val acc", "right")):  # at the best epoch
         table.add_column(col, justify=just, no_wrap=True)  # type: ignore[arg-type]
     for gid, g in result["generators"].items():
         best = "★ " if gid == result["best_generator"] else ""
         loss = g["best_val_loss"]
         table.add_row(f"{best}{gid}", g["kind"], f"{g['params']:,}", str(g["best_epoch"]),
                       f"{loss:.4f}" if loss is not None else "—",
-                      f"{g['last_val_mse']:.3e}" if g["last_val_mse"] is not None else "—",
-                      f"{g['last_val_acc']:.3f}" if g["last_val_acc"] is not None else "—")
+                      f"{g['val_mse']:.3e}" if g.get("val_mse") is not None else "—",
+                      f"{g['val_acc']:.3f}" if g.get("val_acc") is not None else "—")
     console.print(table)
     b = result["baselines"]
     console.print(f"baselines on val: zero-return mse {b['zero_mse']:.3e} · last-value mse {b['last_value_mse']:.3e}"

@@ -124,8 +124,27 @@ def test_bad_token_from_the_server_is_one_line(isolated, table_api):
     assert "nope" not in proc.stderr
 
 
-@pytest.mark.parametrize("module", ["heqis.cli", "heqis.data.pipeline"])
+@pytest.mark.parametrize("module", ["heqis.cli", "heqis.data.pipeline", "heqis.train.run"])
 def test_core_imports_neither_textual_nor_fabric(module):
-    code = f"import sys, {module}; print([m for m in ('textual', 'fabric', 'torch') if m in sys.modules])"
+    banned = ('textual', 'fabric') if module == 'heqis.train.run' else ('textual', 'fabric', 'torch')
+    code = f"import sys, {module}; print([m for m in {banned!r} if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_train_cli_end_to_end_json(isolated, sample_store):
+    env = {"HEQIS_DATA_DIR": str(sample_store.root)}
+    proc = run("train", "--epochs", "1", "--symbols", "600519.SH,000300.SH", "--out", "runs/r1", "--json",
+               env=env, cwd=isolated)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["status"] == "complete" and result["epochs_run"] == 1
+    run_dir = isolated / "runs" / "r1"
+    for name in ("manifest.json", "metrics.csv", "scaler_params.json", "checkpoints/last.pt", "checkpoints/G1.pt"):
+        assert (run_dir / name).exists(), name
+    again = run("train", "--epochs", "1", "--out", "runs/r1", env=env, cwd=isolated)
+    assert_one_line_error(again, 1, "already holds a training run", "--resume")
+    assert run("train", "--resume", env=env, cwd=isolated).returncode == 2           # --resume needs --out
+    assert_one_line_error(run("train", "--preset", "huge", env=env, cwd=isolated), 1, "unknown preset 'huge'")
+    assert_one_line_error(run("train", "--symbols", "999999.SH", env=env, cwd=isolated), 1, "999999.SH")
+    assert_one_line_error(run("train", "--device", "cuda", env=env, cwd=isolated), 1, "no CUDA device")

@@ -175,10 +175,11 @@ def build_windows(bars_by_symbol: dict[str, pd.DataFrame], window: int = 60, fla
 # ---------------------------------------------------------------------------------------------
 @dataclass
 class Scaler:
-    """Min-max scaling to [0, 1] per input feature and for the return target (sklearn's scale_/min_).
+    """Affine scaling fitted on the training segment: ``v * scale + min`` (sklearn's scale_/min_).
 
-    ``x * x_scale + x_min`` scales; the feature order is saved with the numbers, and ``transform``
-    refuses inputs in another order.
+    Inputs: min-max to [0, 1] per feature. Target: standardised (zero mean, unit variance), so the
+    regression loss is on the same footing as the direction cross-entropy. The feature order is
+    saved with the numbers, and ``transform`` refuses inputs in another order.
     """
 
     inputs: tuple[str, ...]
@@ -197,9 +198,10 @@ class Scaler:
         flat = train.x.reshape(-1, train.x.shape[-1]).astype(np.float64)
         lo, hi = flat.min(axis=0), flat.max(axis=0)
         span = np.where(hi - lo > 0, hi - lo, 1.0)
-        ylo, yhi = float(train.y_reg.min()), float(train.y_reg.max())
-        yspan = yhi - ylo if yhi > ylo else 1.0
-        return cls(train.inputs, window, 1.0 / span, -lo / span, 1.0 / yspan, -ylo / yspan, flat_band,
+        y = train.y_reg.astype(np.float64)
+        ymean, ystd = float(y.mean()), float(y.std())
+        ystd = ystd if ystd > 0 else 1.0
+        return cls(train.inputs, window, 1.0 / span, -lo / span, 1.0 / ystd, -ymean / ystd, flat_band,
                    fitted_on)
 
     def transform(self, x: np.ndarray, inputs: tuple[str, ...] | None = None) -> np.ndarray:
@@ -217,8 +219,9 @@ class Scaler:
     def to_dict(self) -> dict:
         return {
             "version": SCALER_VERSION,
-            "kind": "minmax",
-            "feature_range": [0.0, 1.0],
+            "kind": "affine",
+            "x": "min-max to [0, 1]: x * x_scale + x_min",
+            "y": "standardised: y * y_scale + y_min; the return is (y_scaled - y_min) / y_scale",
             "features": list(self.inputs),
             "window": self.window,
             "x_scale": self.x_scale.tolist(),

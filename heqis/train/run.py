@@ -246,12 +246,14 @@ def _summarise(manifest: dict[str, Any], trainer: MultiGANTrainer, status: str, 
     gens = {}
     for gid, g in trainer.generators.items():
         val = trainer.last_val.get(gid, {})
+        best = trainer.best_metrics.get(gid, {})
         gens[gid] = {
             "kind": trainer.preset.generators[gid]["kind"],
             "params": sum(p.numel() for p in g.parameters() if p.requires_grad),
             "checkpoint": f"checkpoints/{gid}.pt" if gid in trainer.best_states else None,
             "best_epoch": trainer.best_epoch[gid],
             "best_val_loss": trainer.best[gid] if trainer.best[gid] != float("inf") else None,
+            "val_mse": best.get("val_mse"), "val_acc": best.get("val_acc"),   # at the best epoch
             "last_val_mse": val.get("val_mse"), "last_val_acc": val.get("val_acc"),
         }
     ranked = sorted((g for g in gens if gens[g]["best_val_loss"] is not None),

@@ -94,6 +94,7 @@ class MultiGANTrainer:
         self.best: dict[str, float] = {gid: math.inf for gid in self.ids}
         self.best_epoch: dict[str, int] = {gid: 0 for gid in self.ids}
         self.best_states: dict[str, dict[str, torch.Tensor]] = {}
+        self.best_metrics: dict[str, dict[str, float]] = {}
         self.last_val: dict[str, dict[str, float]] = {}
         self.stale = 0
         self.weights = torch.eye(len(self.ids))
@@ -195,6 +196,7 @@ class MultiGANTrainer:
             if v["val_loss"] < self.best[gid] - 1e-9:
                 self.best[gid] = v["val_loss"]
                 self.best_epoch[gid] = epoch
+                self.best_metrics[gid] = dict(v)
                 self.best_states[gid] = {k: t.detach().cpu().clone()
                                          for k, t in self.generators[gid].state_dict().items()}
                 improved.append(gid)
@@ -356,6 +358,7 @@ class MultiGANTrainer:
             "best": dict(self.best),
             "best_epoch": dict(self.best_epoch),
             "best_states": self.best_states,
+            "best_metrics": self.best_metrics,
             "last_val": self.last_val,
             "stale": self.stale,
             "events": self.events,
@@ -382,6 +385,7 @@ class MultiGANTrainer:
         self.best = {k: float(v) for k, v in state["best"].items()}
         self.best_epoch = {k: int(v) for k, v in state["best_epoch"].items()}
         self.best_states = state["best_states"]
+        self.best_metrics = state["best_metrics"]
         self.last_val = state["last_val"]
         self.stale = int(state["stale"])
         self.events = list(state["events"])

@@ -1,0 +1,222 @@
+"""Training: an honest learning test, the schedule, reproducibility, checkpoints, resume, search."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from heqis.errors import HeqisError
+from heqis.features.columns import MODEL_INPUTS
+from heqis.train import checkpoint
+from heqis.train.data import prepare
+from heqis.train.presets import get_preset
+from heqis.train.run import TrainRequest, load_generator, load_scaler, read_run_manifest, run_train
+from heqis.train.trainer import MultiGANTrainer
+from tests.synthetic import sine_market
+
+SYMBOLS = ["600519.SH", "000001.SZ"]
+# a short schedule with every phase: pretrain 1, warm-up to 2, distill every 2 and cross every 3
+# adversarial epochs (adversarial epoch k = epoch - 1: distill at 3 and 5, cross at 4)
+SHORT = {"pretrain_epochs": 1, "warmup_epochs": 2, "distill_every": 2, "cross_every": 3,
+         "max_train_windows": 600, "encoder_epochs": 1, "patience": 50}
+
+
+def short_request(store_root: Path, out: Path, epochs: int, **kw) -> TrainRequest:
+    return TrainRequest(data_dir=store_root, preset="tiny", symbols=SYMBOLS, epochs=epochs, device="cpu",
+                        out=out, overrides=dict(SHORT), **kw)
+
+
+def read_metrics(run_dir: Path) -> list[dict[str, str]]:
+    with (run_dir / "metrics.csv").open() as fh:
+        return list(csv.DictReader(fh))
+
+
+@pytest.fixture(scope="module")
+def short_run(sample_store, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "short"
+    result = run_train(short_request(sample_store.root, out, epochs=5))
+    return out, result
+
+
+@pytest.fixture(scope="module")
+def small_data(sample_store):
+    bars = {s: sample_store.read_bars(s) for s in SYMBOLS}
+    return prepare(bars, sample_store.sessions(), 60, 0.005, max_train=400)
+
+
+def test_run_directory_holds_what_the_issue_lists(short_run, sample_store):
+    out, result = short_run
+    manifest = read_run_manifest(out)
+    assert result.status == manifest["status"] == "complete" and manifest["epochs_run"] == 5
+    assert manifest["seed"] == 3407 and manifest["preset"]["name"] == "tiny"
+    assert manifest["preset"]["distill_every"] == 2  # the config as run, overrides included
+    assert manifest["data"]["content_hash"] == sample_store.manifest()["content_hash"]
+    assert list(manifest["segments"]) == ["train", "val", "select", "test"]
+    assert {"torch", "numpy", "python", "heqis"} <= set(manifest["versions"])
+    assert "git_commit" in manifest
+    for gid in ("G1", "G2", "G3", "G4"):
+        assert (out / "checkpoints" / f"{gid}.pt").exists()
+        assert manifest["generators"][gid]["best_val_loss"] is not None
+    assert manifest["best_generator"] in manifest["generators"]
+    scaler = load_scaler(out)
+    assert scaler.inputs == MODEL_INPUTS and scaler.window == 60
+    assert [scaler.fitted_on["start"], scaler.fitted_on["end"]] == manifest["segments"]["train"]
+    rows = read_metrics(out)
+    assert len([r for r in rows if r["phase"] in ("pretrain", "adversarial")]) == 5 * 4
+    assert {r["generator"] for r in rows if r["phase"].startswith("encoder")} == {"CAE", "T3VAE"}
+
+
+def test_distillation_and_cross_finetune_run_at_their_intervals(short_run):
+    out, result = short_run
+    rows = [r for r in read_metrics(out) if r["phase"] in ("pretrain", "adversarial")]
+    distill = {int(r["epoch"]) for r in rows if "distill" in r["event"]}
+    cross = {int(r["epoch"]) for r in rows if "cross" in r["event"]}
+    assert distill == {3, 5} and cross == {4}
+    assert [e["epoch"] for e in result.events] == [3, 4, 5]
+    by_epoch = {int(r["epoch"]): r["weights"] for r in rows if r["generator"] == "G1"}
+    assert by_epoch[2] == "1.000;0.000;0.000;0.000"    # warm-up: each generator faces its own D
+    assert by_epoch[3] == "0.250;0.250;0.250;0.250"    # then the average of all discriminators
+    assert {r["phase"] for r in rows if int(r["epoch"]) == 1} == {"pretrain"}
+
+
+def test_checkpoint_round_trip_reproduces_the_validation_loss(short_run, sample_store):
+    out, _ = short_run
+    manifest = read_run_manifest(out)
+    bars = {s: sample_store.read_bars(s) for s in SYMBOLS}
+    data = prepare(bars, sample_store.sessions(), 60, 0.005, max_train=600)
+    from heqis.train.losses import supervised_loss
+
+    for gid, info in manifest["generators"].items():
+        model = load_generator(out, gid)
+        with torch.no_grad():
+            reg, cls = model(data.val.x)
+        loss, _, _ = supervised_loss(reg, cls, data.val.y, data.val.cls)
+        assert float(loss) == pytest.approx(info["best_val_loss"], abs=1e-5), gid
+
+
+def test_corrupted_or_foreign_checkpoints_give_clear_errors(short_run, tmp_path):
+    out, _ = short_run
+    copy = tmp_path / "run"
+    shutil.copytree(out, copy)
+    g1 = copy / "checkpoints" / "G1.pt"
+    g1.write_bytes(g1.read_bytes()[:200])
+    with pytest.raises(HeqisError, match="corrupt or unreadable checkpoint"):
+        load_generator(copy, "G1")
+    g2 = copy / "checkpoints" / "G2.pt"
+    payload = checkpoint.load(g2)
+    payload["spec"] = {**payload["spec"], "hidden": payload["spec"]["hidden"] + 1}
+    checkpoint.save(g2, {k: v for k, v in payload.items() if k != "format"})
+    with pytest.raises(HeqisError, match="does not fit the model"):
+        load_generator(copy, "G2")
+    (copy / "checkpoints" / "G3.pt").write_text("not a checkpoint")
+    with pytest.raises(HeqisError, match=r"G3\.pt"):
+        load_generator(copy, "G3")
+
+
+def test_same_seed_same_losses_and_another_seed_differs(small_data):
+    preset = get_preset("tiny", **SHORT, epochs=3)
+
+    def losses(seed: int) -> list[float]:
+        trainer = MultiGANTrainer(preset, small_data, seed=seed)
+        trainer.train_encoders()
+        return [row["val_loss"] for _ in range(3) for row in trainer.run_epoch().rows]
+
+    a, b, c = losses(3407), losses(3407), losses(7)
+    np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
+    assert max(abs(x - y) for x, y in zip(a, c, strict=True)) > 1e-4
+
+
+def test_resume_continues_exactly_where_it_stopped(sample_store, tmp_path):
+    straight = run_train(short_request(sample_store.root, tmp_path / "straight", epochs=4))
+    run_train(short_request(sample_store.root, tmp_path / "resumed", epochs=2))
+    assert read_run_manifest(tmp_path / "resumed")["epochs_run"] == 2
+    resumed = run_train(TrainRequest(data_dir=sample_store.root, out=tmp_path / "resumed", epochs=4, resume=True))
+    assert resumed.epochs_run == 4 and straight.epochs_run == 4
+    a = [float(r["val_loss"]) for r in read_metrics(tmp_path / "straight") if r["val_loss"]]
+    b = [float(r["val_loss"]) for r in read_metrics(tmp_path / "resumed") if r["val_loss"]]
+    np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
+
+
+def test_ctrl_c_leaves_a_resumable_run(sample_store, tmp_path):
+    out = tmp_path / "run"
+
+    def interrupt(report, trainer):
+        if report.epoch == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_train(short_request(sample_store.root, out, epochs=4), on_epoch=interrupt)
+    assert read_run_manifest(out)["status"] == "interrupted"
+    assert checkpoint.load(out / "checkpoints" / "last.pt")["trainer"]["epoch"] == 2
+    result = run_train(TrainRequest(data_dir=sample_store.root, out=out, resume=True))
+    assert result.status == "complete" and result.epochs_run == 4
+
+
+def test_existing_run_and_changed_data_are_refused(short_run, sample_store, tmp_path, isolated):
+    out, _ = short_run
+    with pytest.raises(HeqisError, match="already holds a training run"):
+        run_train(short_request(sample_store.root, out, epochs=1))
+    other = tmp_path / "other-data"
+    shutil.copytree(sample_store.root, other)
+    manifest = json.loads((other / "manifest.json").read_text())
+    manifest["content_hash"] = "0" * 64
+    (other / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(HeqisError, match="data store changed"):
+        run_train(TrainRequest(data_dir=other, out=out, resume=True))
+
+
+def test_training_data_never_sees_the_future(sample_store):
+    """Tamper with every bar after the train segment: the training tensors and the scaler stay the same."""
+    from heqis.features.compute import add_features
+
+    bars = {s: sample_store.read_bars(s) for s in SYMBOLS}
+    base = prepare(bars, sample_store.sessions(), 60, 0.005)
+    train_end = base.segments.bounds["train"][1]
+    tampered = {}
+    for code, b in bars.items():
+        t = b.copy()
+        future = t["trade_date"] > train_end
+        t.loc[future, ["open", "high", "low", "close"]] *= 5.0
+        tampered[code] = add_features(t)
+    again = prepare(tampered, sample_store.sessions(), 60, 0.005)
+    torch.testing.assert_close(base.train.x, again.train.x, rtol=0, atol=0)
+    torch.testing.assert_close(base.train.y, again.train.y, rtol=0, atol=0)
+    np.testing.assert_array_equal(base.scaler.x_scale, again.scaler.x_scale)
+    assert not torch.equal(base.val.x, again.val.x)
+
+
+def test_tiny_preset_learns_a_learnable_series():
+    """A noisy sine with regime switches: tiny must beat the last-value guess on MSE and chance on direction."""
+    bars, sessions = sine_market()
+    data = prepare(bars, sessions, 60, 0.005)
+    trainer = MultiGANTrainer(get_preset("tiny", epochs=10, patience=50, max_train_windows=None), data)
+    trainer.train_encoders()
+    for _ in range(10):
+        trainer.run_epoch()
+    base = trainer.baselines()
+    best = min(trainer.best, key=trainer.best.get)
+    metrics = trainer.best_metrics[best]
+    assert metrics["val_mse"] < 0.9 * base["last_value_mse"], (metrics, base)
+    assert metrics["val_mse"] < 0.5 * base["zero_mse"]
+    assert metrics["val_acc"] > base["majority_class_acc"] + 0.15 and metrics["val_acc"] > 0.5
+
+
+def test_optuna_search_records_the_best_trial(sample_store, tmp_path):
+    from heqis.train.search import SPACE, run_search
+
+    req = TrainRequest(data_dir=sample_store.root, preset="tiny", symbols=SYMBOLS, epochs=2, device="cpu",
+                       out=tmp_path / "search")
+    result = run_search(req, n_trials=2, storage=None)
+    assert result.trials == 2 and result.complete >= 1
+    assert SPACE["lr"][0] <= result.best_params["lr"] <= SPACE["lr"][1]
+    assert result.best_params["hidden"] in SPACE["hidden"] and result.best_params["window"] in SPACE["window"]
+    record = json.loads((tmp_path / "search" / "search.json").read_text())
+    assert record["best_trial"] == result.best_trial and len(record["trials_table"]) == 2
+    again = run_search(req, n_trials=1, storage=None)  # the same storage continues the study
+    assert again.trials == 3
