@@ -1,0 +1,91 @@
+"""``MarketRules``: every number the A-share execution rules use, in one object (DESIGN.md §6).
+
+Decide on day T's close, fill at T+1's open (or the next day the stock trades), on raw prices:
+no buy into a limit-up open, no sell into a limit-down open (the order waits, and every waiting
+day is counted), nothing on a suspended day, T+1, 100-share lots, commission with a ¥5 minimum,
+stamp duty on sells (0.1% before 2023-08-28, 0.05% from then), transfer fee, slippage in bps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from datetime import date
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from heqis.errors import HeqisError
+
+STAMP_DUTY_HALVED = date(2023, 8, 28)
+
+
+@dataclass(frozen=True)
+class MarketRules:
+    initial_cash: float = 1_000_000.0
+    lot: int = 100                          # shares per board lot (buys only; a whole position may be sold)
+    commission_rate: float = 0.00025        # 0.025%, both sides
+    commission_min: float = 5.0             # ¥5 minimum per order
+    stamp_duty_before: float = 0.001        # sells before STAMP_DUTY_HALVED
+    stamp_duty_after: float = 0.0005        # sells from STAMP_DUTY_HALVED
+    transfer_fee_rate: float = 0.00001      # 0.001%, both sides
+    slippage_bps: float = 5.0               # against the trader: buys higher, sells lower
+    position_fraction: float = 1.0          # 1.0 = all-in; else the fraction of cash put into each entry
+    use_limits: bool = True                 # price limits from stk_limit, else from the board rules
+    limit_tolerance: float = 1e-6
+    periods_per_year: int = 242             # A-share sessions per year, for annualising
+    regression_threshold: float = 0.001     # reg mode: buy above +thr, sell below -thr (a return)
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.initial_cash > 0, "initial_cash must be positive"),
+            (self.lot >= 1, "lot must be at least 1"),
+            (0 < self.position_fraction <= 1, "position_fraction must be in (0, 1]"),
+            (min(self.commission_rate, self.commission_min, self.stamp_duty_before, self.stamp_duty_after,
+                 self.transfer_fee_rate, self.slippage_bps, self.regression_threshold) >= 0,
+             "fees, slippage and threshold cannot be negative"),
+            (self.periods_per_year > 0, "periods_per_year must be positive"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise HeqisError(f"market rules: {message}")
+
+    def stamp_duty(self, day: date | pd.Timestamp) -> float:
+        d = day.date() if isinstance(day, pd.Timestamp) else day
+        return self.stamp_duty_before if d < STAMP_DUTY_HALVED else self.stamp_duty_after
+
+    def stamp_duty_array(self, dates: np.ndarray) -> np.ndarray:
+        cut = np.datetime64(STAMP_DUTY_HALVED, "ns")
+        return np.where(dates.astype("datetime64[ns]") < cut, self.stamp_duty_before, self.stamp_duty_after)
+
+    def commission(self, value: float) -> float:
+        return max(self.commission_rate * value, self.commission_min)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def with_overrides(self, text: list[str] | None) -> MarketRules:
+        """Apply ``KEY=VALUE`` overrides (comma-separated or repeated), e.g. ``slippage_bps=0,lot=200``."""
+        if not text:
+            return self
+        known = {f.name: f.type for f in fields(self)}
+        values: dict[str, Any] = {}
+        for chunk in ",".join(text).split(","):
+            if not chunk.strip():
+                continue
+            if "=" not in chunk:
+                raise HeqisError(f"--rules: '{chunk}' is not KEY=VALUE", hint=f"keys: {', '.join(known)}")
+            key, raw = (p.strip() for p in chunk.split("=", 1))
+            if key not in known:
+                raise HeqisError(f"--rules: unknown rule '{key}'", hint=f"keys: {', '.join(known)}")
+            current = getattr(self, key)
+            try:
+                if isinstance(current, bool):
+                    if raw.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                        raise ValueError(raw)
+                    values[key] = raw.lower() in ("true", "1", "yes")
+                else:
+                    values[key] = type(current)(float(raw)) if isinstance(current, int) else float(raw)
+            except ValueError:
+                raise HeqisError(f"--rules: {key}={raw!r} is not a {type(current).__name__}") from None
+        return MarketRules(**{**self.to_dict(), **values})
