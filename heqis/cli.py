@@ -298,6 +298,113 @@ def _train_with_progress(req: Any, json_out: bool) -> Any:
 
 
 # ---------------------------------------------------------------------------------------------
+# heqis backtest, heqis check
+# ---------------------------------------------------------------------------------------------
+@app.command(rich_help_panel="Research")
+def backtest(
+    ctx: typer.Context,
+    run_dir: Annotated[Path | None, typer.Argument(help="Training run to backtest (every generator × mode).")]
+        = None,
+    signals: Annotated[Path | None, typer.Option("--signals", help="Backtest your own signals instead: CSV or "
+                                                 "parquet with symbol, trade_date, signal (-1/0/1).")] = None,
+    data_dir: Annotated[Path | None, typer.Option("--data-dir", "-d", help="Data store (default: the run's, "
+                                                  "or ./heqis-data with --signals).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Output folder (default RUN_DIR/backtest, or "
+                                             "./backtest with --signals).")] = None,
+    rules: Annotated[list[str] | None, typer.Option("--rules", help="Override market rules, KEY=VALUE[,...], "
+                                                    "e.g. slippage_bps=0,position_fraction=0.5.")] = None,
+    score: Annotated[str, typer.Option(help="What the select segment is ranked by: sharpe | total_return | "
+                                       "calmar | excess_return.")] = "sharpe",
+    start: StartOpt = None,
+    end: EndOpt = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Backtest under A-share rules (T+1, limits, suspensions, lots, fees, stamp duty, slippage).
+
+    With a RUN_DIR every generator × mode (cls: argmax class; reg: predicted return vs a threshold) is
+    scored on the run's select segment; the chosen one per symbol is reported on the later test segment,
+    so the reported numbers are not the ones the choice was tuned on. Writes best_metrics.csv,
+    candidates.csv, trades.parquet, equity.parquet, portfolio.parquet and summary.json.
+
+    [bold]Examples[/]
+
+      heqis backtest runs/exp1
+      heqis backtest runs/exp1 --rules slippage_bps=0 --score total_return
+      heqis backtest --signals my_signals.csv -d heqis-data
+    """
+    from heqis.backtest.rules import MarketRules
+
+    if (run_dir is None) == (signals is None):
+        raise typer.BadParameter("give a RUN_DIR or --signals FILE (one of them)", param_hint="RUN_DIR")
+    with user_errors(ctx):
+        market = MarketRules().with_overrides(rules)
+        if signals is not None:
+            from heqis.backtest.run import backtest_signals
+            from heqis.config import load_settings
+
+            settings = load_settings(data_dir=data_dir)
+            result = backtest_signals(signals, settings.data_dir, market, out,
+                                      start=_ts(start), end=_ts(end))
+        else:
+            from heqis.backtest.run import backtest_run
+
+            with progress_bar(_progress_enabled(json_out), "backtest") as update:
+                result = backtest_run(run_dir, data_dir, market, score, out, progress=update)  # type: ignore[arg-type]
+    if json_out:
+        emit_json(result.to_dict())
+        return
+    from heqis.render import render_backtest_result
+
+    render_backtest_result(stdout, result.to_dict())
+
+
+def _ts(value: datetime | None) -> Any:
+    import pandas as pd
+
+    return pd.Timestamp(value.date()) if value else None
+
+
+check_app = typer.Typer(help="Guards for research code: look-ahead in features and signals.", no_args_is_help=True)
+app.add_typer(check_app, name="check", rich_help_panel="Research")
+
+
+@check_app.command("lookahead")
+def check_lookahead_cmd(
+    ctx: typer.Context,
+    run_dir: Annotated[Path, typer.Argument(help="Training run whose features and generators are checked.")],
+    points: Annotated[int, typer.Option(min=1, help="How many cut days T to test per symbol.")] = 8,
+    symbols: Annotated[str | None, typer.Option(help="Comma-separated ts_codes (default: up to 3 of the run).")]
+        = None,
+    features: Annotated[str | None, typer.Option(help="Check your own feature function instead, as "
+                                                 "'module:function' (bars DataFrame in, bars with features out).")]
+        = None,
+    data_dir: Annotated[Path | None, typer.Option("--data-dir", "-d", help="Data store (default: the run's).")]
+        = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Perturb every bar after day T and report any feature or signal at or before T that changed.
+
+    After freqtrade's lookahead-analysis: a feature that peeks at the future changes its past values when
+    the future changes. Exit code 1 when something leaks.
+    """
+    from heqis.backtest.lookahead import check_lookahead, load_feature_function
+
+    with user_errors(ctx):
+        fn = load_feature_function(features) if features else None
+        report = check_lookahead(run_dir, data_dir=data_dir, points=points,
+                                 symbols=[s.strip().upper() for s in symbols.split(",")] if symbols else None,
+                                 feature_fn=fn)
+    if json_out:
+        emit_json(report.to_dict())
+    else:
+        from heqis.render import render_lookahead
+
+        render_lookahead(stdout, report)
+    if report.leaks:
+        raise typer.Exit(1)
+
+
+# ---------------------------------------------------------------------------------------------
 # heqis demo
 # ---------------------------------------------------------------------------------------------
 @app.command(rich_help_panel="Getting started")
@@ -309,7 +416,7 @@ def demo(
 ) -> None:
     """Run the whole chain on the bundled synthetic sample data and show the result.
 
-    Today: data (sample) → train (tiny preset). Backtest, export, the local fleet and the console join
+    Today: data (sample) → train (tiny preset) → backtest. Export, the local fleet and the console join
     as they land. Headless (no TTY) it prints a summary and exits 0.
     """
     from heqis.config import load_settings
@@ -327,13 +434,15 @@ def demo(
     if json_out:
         emit_json(result.to_dict())
         return
-    from heqis.render import render_data_result, render_train_result
+    from heqis.render import render_backtest_result, render_data_result, render_train_result
 
     stdout.rule("[bold]HEQIS demo[/] · step 1/7: data")
     render_data_result(stdout, result.data)
     stdout.rule("[bold]HEQIS demo[/] · step 2/7: train (tiny preset)")
     render_train_result(stdout, result.train)
-    stdout.print("\n[dim]next steps (backtest → export → fleet → console) join `make demo` as they land.[/]")
+    stdout.rule("[bold]HEQIS demo[/] · step 3/7: backtest")
+    render_backtest_result(stdout, result.backtest)
+    stdout.print("\n[dim]next steps (export → fleet → console) join `make demo` as they land.[/]")
 
 
 def main() -> None:

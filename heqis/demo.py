@@ -1,7 +1,8 @@
 """``heqis demo``: the whole chain on the bundled synthetic data, as far as it has landed.
 
-Steps today: data (sample source) → train (tiny preset). A run from an earlier demo on the same
-data is reused, so a second ``make demo`` is quick; anything else in the demo folder is rebuilt.
+Steps today: data (sample source) → train (tiny preset) → backtest (chosen on select, reported on
+test). A run from an earlier demo on the same data is reused, so a second ``make demo`` is quick;
+anything else in the demo folder is rebuilt.
 """
 
 from __future__ import annotations
@@ -21,10 +22,12 @@ from heqis.data.pipeline import DataRequest, DataResult, run_data
 class DemoResult:
     data: DataResult
     train: dict[str, Any]
+    backtest: dict[str, Any]
     reused_run: bool
 
     def to_dict(self) -> dict[str, Any]:
-        return {"data": self.data.to_dict(), "train": self.train, "reused_run": self.reused_run}
+        return {"data": self.data.to_dict(), "train": self.train, "backtest": self.backtest,
+                "reused_run": self.reused_run}
 
 
 def _reusable(run_dir: Path, content_hash: str) -> dict[str, Any] | None:
@@ -39,6 +42,7 @@ def _reusable(run_dir: Path, content_hash: str) -> dict[str, Any] | None:
 
 def run_demo(root: Path, settings: Settings, progress: Callable[[str, int, int], None] | None = None,
              on_epoch: Callable[..., None] | None = None, log: Callable[[str], None] | None = None) -> DemoResult:
+    from heqis.backtest.run import backtest_run
     from heqis.train.run import TrainRequest, run_train
 
     data = run_data(DataRequest(source="sample", data_dir=root / "data", bundled_watchlist=True), settings,
@@ -50,7 +54,10 @@ def run_demo(root: Path, settings: Settings, progress: Callable[[str, int, int],
                                             "events", "segments", "samples", "device")}
         summary.update(run_dir=str(run_dir), preset=previous["preset"]["name"],
                        seconds=previous.get("seconds", 0.0), notes=["reused the run of an earlier demo"])
-        return DemoResult(data, summary, True)
-    shutil.rmtree(run_dir, ignore_errors=True)
-    result = run_train(TrainRequest(data_dir=root / "data", preset="tiny", out=run_dir), on_epoch=on_epoch, log=log)
-    return DemoResult(data, result.to_dict(), False)
+        train = summary
+    else:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        train = run_train(TrainRequest(data_dir=root / "data", preset="tiny", out=run_dir), on_epoch=on_epoch,
+                          log=log).to_dict()
+    bt = backtest_run(run_dir, root / "data")
+    return DemoResult(data, train, bt.to_dict(), previous is not None)

@@ -9,13 +9,18 @@ from rich.table import Table
 from heqis.data.pipeline import DataResult
 
 
+def table(console: Console, title: str | None = None, caption: str | None = None) -> Table:
+    """A borderless table; on terminals narrower than 110 columns cells lose their padding to fit 80."""
+    return Table(title=title, caption=caption, title_justify="left", box=box.SIMPLE_HEAD,
+                 padding=(0, 1 if console.width >= 110 else 0), pad_edge=False)
+
+
 def render_data_result(console: Console, result: DataResult) -> None:
     """The store after ``heqis data``: one row per symbol, then cleaning and provenance."""
     label = "[bold yellow]SYNTHETIC sample data[/] (invented prices, real XSHG calendar)" if result.synthetic \
         else f"source: {result.source}"
     wide = console.width >= 110
-    table = Table(title=f"HEQIS data store · {result.data_dir}", caption=label, title_justify="left",
-                  box=box.SIMPLE_HEAD, padding=(0, 1 if wide else 0), pad_edge=False)
+    grid = table(console, f"HEQIS data store · {result.data_dir}", label)
     columns = [("symbol", "left"), ("name", "left"), ("type", "left"), ("rows", "right"), ("from", "left"),
                ("to", "left"), ("susp", "right"), ("lim↑", "right"), ("lim↓", "right"), ("一字", "right"),
                ("ST", "right"), ("adj", "right"), ("close", "right")]
@@ -24,7 +29,7 @@ def render_data_result(console: Console, result: DataResult) -> None:
     if not wide:
         columns = [c for c in columns if c[0] not in narrow_drop]
     for col, just in columns:
-        table.add_column(col, justify=just, no_wrap=True)  # type: ignore[arg-type]
+        grid.add_column(col, justify=just, no_wrap=True)  # type: ignore[arg-type]
     for s in result.symbols:
         kind = s.board if s.kind == "stock" else ("ETF" if s.kind == "fund" else s.kind)
         row = [s.ts_code, s.name, kind, f"{s.rows:,}", s.first or "—", s.last or "—",
@@ -33,8 +38,8 @@ def render_data_result(console: Console, result: DataResult) -> None:
                f"{s.last_close:,.2f}" if s.last_close is not None else "—"]
         if not wide:
             row = [v for v, (col, _) in zip(row, columns_all, strict=True) if col not in narrow_drop]
-        table.add_row(*row)
-    console.print(table)
+        grid.add_row(*row)
+    console.print(grid)
     console.print("[dim]susp: suspended sessions · lim↑/lim↓: closes at the limit · 一字: one-price limit days · "
                   "ST: days under ST · adj: adjustment events · close: last raw close[/]")
     c = result.cleaning
@@ -51,19 +56,18 @@ def render_data_result(console: Console, result: DataResult) -> None:
 
 def render_train_result(console: Console, result: dict) -> None:
     """A finished (or early-stopped) training run: one row per generator, baselines, events."""
-    table = Table(title=f"HEQIS training run · {result['run_dir']} · {result['status']}", title_justify="left",
-                  box=box.SIMPLE_HEAD, pad_edge=False)
+    grid = table(console, f"HEQIS training run · {result['run_dir']} · {result['status']}")
     for col, just in (("gen", "left"), ("kind", "left"), ("params", "right"), ("best ep", "right"),
                       ("best val loss", "right"), ("val mse", "right"), ("val acc", "right")):  # at the best epoch
-        table.add_column(col, justify=just, no_wrap=True)  # type: ignore[arg-type]
+        grid.add_column(col, justify=just, no_wrap=True)  # type: ignore[arg-type]
     for gid, g in result["generators"].items():
         best = "★ " if gid == result["best_generator"] else ""
         loss = g["best_val_loss"]
-        table.add_row(f"{best}{gid}", g["kind"], f"{g['params']:,}", str(g["best_epoch"]),
+        grid.add_row(f"{best}{gid}", g["kind"], f"{g['params']:,}", str(g["best_epoch"]),
                       f"{loss:.4f}" if loss is not None else "—",
                       f"{g['val_mse']:.3e}" if g.get("val_mse") is not None else "—",
                       f"{g['val_acc']:.3f}" if g.get("val_acc") is not None else "—")
-    console.print(table)
+    console.print(grid)
     b = result["baselines"]
     console.print(f"baselines on val: zero-return mse {b['zero_mse']:.3e} · last-value mse {b['last_value_mse']:.3e}"
                   f" · majority-class acc {b['majority_class_acc']:.3f}")
@@ -84,3 +88,51 @@ def render_search_result(console: Console, result: dict) -> None:
     console.print(f"best trial #{result['best_trial']}: val loss {result['best_value']:.4f} with "
                   + ", ".join(f"{k}={v}" for k, v in result["best_params"].items()))
     console.print(f"recorded in {result['record']}")
+
+
+def render_backtest_result(console: Console, result: dict) -> None:
+    """best_metrics.csv as a table (test segment), then the portfolio against the benchmark."""
+    rows = result["rows"]
+    grid = table(console, f"HEQIS backtest · {result['out_dir']}")
+    cols = [("symbol", "left"), ("gen", "left"), ("mode", "left"), ("return", "right"), ("B&H", "right"),
+            ("sharpe", "right"), ("maxDD", "right"), ("trades", "right"), ("win", "right"), ("blocked", "right")]
+    selecting = "select_sharpe" in (rows[0] if rows else {})
+    if selecting:
+        cols.append(("sel." + result["score"][:6], "right"))
+    for col, just in cols:
+        grid.add_column(col, justify=just, no_wrap=True)  # type: ignore[arg-type]
+    for r in rows:
+        blocked = r["buy_blocked_limit"] + r["sell_blocked_limit"] + r["blocked_suspended"]
+        cells = [r["symbol"], r["generator"], r["mode"], f"{r['total_return']:+.1%}", f"{r['buy_hold_return']:+.1%}",
+                 f"{r['sharpe']:.2f}", f"{r['max_drawdown']:.1%}", str(r["trades"]), f"{r['win_rate']:.0%}",
+                 str(blocked)]
+        if selecting:
+            cells.append(f"{r['select_' + result['score']]:.2f}")
+        grid.add_row(*cells)
+    console.print(grid)
+    seg = result["segments"]
+    if "test" in seg:
+        console.print(f"chosen on select {seg['select'][0]}→{seg['select'][1]} by {result['score']}, "
+                      f"reported on test {seg['test'][0]}→{seg['test'][1]}")
+    p = result["portfolio"]
+    if p:
+        line = f"equal-weight portfolio {p['portfolio_return']:+.1%} (max drawdown {p['portfolio_max_drawdown']:.1%})"
+        if "benchmark_return" in p:
+            line += f" vs CSI 300 {p['benchmark_return']:+.1%}"
+        console.print(line)
+    console.print("[dim]blocked: order-days spent waiting on a limit open or a suspension · research only, "
+                  "not investment advice[/]")
+
+
+def render_lookahead(console: Console, report: object) -> None:
+    r = report  # LookaheadReport
+    verdict = "[bold red]LEAKS[/]" if r.leaks else "[bold green]no look-ahead found[/]"  # type: ignore[attr-defined]
+    console.print(f"{verdict} · {r.cuts} cut days over {', '.join(r.symbols)} · "  # type: ignore[attr-defined]
+                  f"{r.features_checked} feature checks, {r.signals_checked} generator checks")  # type: ignore[attr-defined]
+    if r.leaks:  # type: ignore[attr-defined]
+        grid = table(console)
+        for col in ("symbol", "cut T", "kind", "what", "first changed", "max diff"):
+            grid.add_column(col)
+        for leak in r.leaks[:40]:  # type: ignore[attr-defined]
+            grid.add_row(leak.symbol, leak.cut, leak.kind, leak.what, leak.first_date, f"{leak.max_diff:.3g}")
+        console.print(grid)

@@ -156,6 +156,24 @@ def symbol_windows(bars: pd.DataFrame, window: int, flat_band: float,
     return x, y.astype(np.float32), direction(y, flat_band), dates[ends], dates[ends + 1]
 
 
+def inference_windows(bars: pd.DataFrame, window: int,
+                      inputs: tuple[str, ...] = MODEL_INPUTS) -> tuple[np.ndarray, np.ndarray]:
+    """(x [N, W, F] scale-free, decision dates [N]) for every bar that ends a complete window,
+    the last bar included (it has no target yet, but live and backtest signals need it)."""
+    values = input_matrix(bars, inputs)
+    dates = bars["trade_date"].to_numpy(dtype="datetime64[ns]")
+    n = len(values)
+    if n < window:
+        return np.zeros((0, window, len(inputs)), np.float32), dates[:0]
+    bad = (~np.isfinite(values).all(axis=1)).astype(np.int64)
+    bad_cum = np.concatenate(([0], np.cumsum(bad)))
+    ends = np.arange(window - 1, n)
+    ends = ends[(bad_cum[ends + 1] - bad_cum[ends + 1 - window]) == 0]
+    view = np.lib.stride_tricks.sliding_window_view(values, window, axis=0)
+    x = scale_free(np.swapaxes(view[ends - window + 1], 1, 2), inputs).astype(np.float32)
+    return x, dates[ends]
+
+
 def build_windows(bars_by_symbol: dict[str, pd.DataFrame], window: int = 60, flat_band: float = 0.005,
                   inputs: tuple[str, ...] = MODEL_INPUTS) -> WindowSet:
     """Every valid window of every symbol (windows with a NaN input, e.g. in warm-up, are skipped)."""

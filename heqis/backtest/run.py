@@ -1,0 +1,227 @@
+"""``heqis backtest``: every generator × mode of a run, chosen on ``select``, reported on ``test``.
+
+The choice of generator and mode per symbol is made on the run's ``select`` segment and only then
+measured on the later ``test`` segment, so the reported numbers are not the ones the choice was
+tuned on. Outputs under ``--out`` (default ``RUN_DIR/backtest``, or ``./backtest`` for a signal file)::
+
+    best_metrics.csv     one row per symbol: symbol, generator, mode, test metrics, select_* metrics
+    candidates.csv       every symbol × generator × mode × segment, for inspection
+    trades.parquet       the chosen combinations' trades (column ``segment``)
+    equity.parquet       daily equity, buy-and-hold and position of the chosen combinations
+    portfolio.parquet    equal-weight portfolio of the chosen combinations vs the CSI 300, on test
+    summary.json         rules, segments, portfolio and benchmark numbers
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from heqis.backtest.engine import SymbolRun, run_symbol, symbol_inputs
+from heqis.backtest.metrics import METRIC_NAMES, compute_metrics, max_drawdown
+from heqis.backtest.rules import MarketRules
+from heqis.backtest.signals import MODES, Predictions, align, predict, read_signal_file
+from heqis.data.store import DataStore, atomic_write_bytes, atomic_write_parquet
+from heqis.errors import HeqisError
+
+BENCHMARK = "000300.SH"
+SCORES = ("sharpe", "total_return", "calmar", "excess_return")
+
+
+@dataclass
+class BacktestResult:
+    out_dir: str
+    source: str                       # run directory or signal file
+    score: str
+    rules: dict[str, Any]
+    segments: dict[str, list[str]]
+    rows: list[dict[str, Any]]        # best_metrics.csv
+    portfolio: dict[str, float]
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Universe:
+    """What the engine needs to know about each symbol besides its bars."""
+
+    kinds: dict[str, str]
+    boards: dict[str, str]
+    list_dates: dict[str, pd.Timestamp | None]
+
+    @classmethod
+    def of(cls, store: DataStore) -> Universe:
+        uni = store.read_universe()
+        return cls(dict(zip(uni["ts_code"], uni["kind"], strict=True)),
+                   dict(zip(uni["ts_code"], uni["board"], strict=True)),
+                   dict(zip(uni["ts_code"], uni["list_date"], strict=True)))
+
+
+class SegmentRunner:
+    """Runs signals of one symbol over one date range, with buy-and-hold alongside."""
+
+    def __init__(self, store: DataStore, rules: MarketRules, universe: Universe) -> None:
+        self.store = store
+        self.rules = rules
+        self.universe = universe
+        self.sessions = store.sessions()
+        self._bars: dict[str, pd.DataFrame] = {}
+
+    def bars(self, code: str) -> pd.DataFrame:
+        if code not in self._bars:
+            self._bars[code] = self.store.read_bars(code)
+        return self._bars[code]
+
+    def run(self, code: str, signals: pd.Series, start: pd.Timestamp | None,
+            end: pd.Timestamp | None) -> tuple[SymbolRun, SymbolRun, dict[str, float]]:
+        inp = symbol_inputs(self.bars(code), self.sessions, code, self.universe.kinds.get(code, "stock"),
+                            self.universe.boards.get(code, "main"), self.universe.list_dates.get(code),
+                            self.rules, start, end)
+        if not len(inp.dates):
+            raise HeqisError(f"{code}: no sessions between {start} and {end}")
+        strategy = run_symbol(inp, align(signals, inp.dates), self.rules)
+        hold = np.zeros(len(inp.dates), dtype=np.int64)
+        hold[0] = 1
+        buy_hold = run_symbol(inp, hold, self.rules)
+        return strategy, buy_hold, compute_metrics(strategy, self.rules.initial_cash, self.rules.periods_per_year,
+                                                   buy_hold)
+
+
+def _frames(code: str, segment: str, strategy: SymbolRun, buy_hold: SymbolRun, generator: str,
+            mode: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    equity = pd.DataFrame({"symbol": code, "trade_date": strategy.dates, "segment": segment, "generator": generator,
+                           "mode": mode, "equity": strategy.equity, "buy_hold": buy_hold.equity,
+                           "shares": strategy.shares})
+    trades = strategy.trades.assign(segment=segment, generator=generator, mode=mode)
+    return equity, trades
+
+
+def portfolio_line(equity: pd.DataFrame, store: DataStore, segment: str) -> tuple[pd.DataFrame, dict[str, float]]:
+    """Equal weight over the symbols (each normalised to 1 at the start) against the CSI 300 close."""
+    seg = equity[equity["segment"] == segment]
+    if seg.empty:
+        return pd.DataFrame(columns=["trade_date", "portfolio", "benchmark"]), {}
+    norm = seg.assign(v=seg["equity"] / seg.groupby("symbol")["equity"].transform("first"))
+    line = norm.pivot_table(index="trade_date", columns="symbol", values="v").ffill().mean(axis=1)
+    frame = pd.DataFrame({"trade_date": line.index, "portfolio": line.to_numpy()})
+    stats = {"portfolio_return": float(line.iloc[-1] - 1.0),
+             "portfolio_max_drawdown": max_drawdown(line.to_numpy())}
+    if BENCHMARK in store.symbols():
+        bench = store.read_bars(BENCHMARK).set_index("trade_date")["close"].reindex(line.index).ffill().bfill()
+        frame["benchmark"] = (bench / bench.iloc[0]).to_numpy()
+        stats["benchmark_return"] = float(frame["benchmark"].iloc[-1] - 1.0)
+        stats["excess_vs_benchmark"] = stats["portfolio_return"] - stats["benchmark_return"]
+    else:
+        frame["benchmark"] = np.nan
+    return frame, stats
+
+
+def _write(out: Path, best: pd.DataFrame, candidates: pd.DataFrame | None, trades: list[pd.DataFrame],
+           equity: pd.DataFrame, portfolio: pd.DataFrame, summary: dict[str, Any]) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(out / "best_metrics.csv", best.to_csv(index=False).encode())
+    if candidates is not None:
+        atomic_write_bytes(out / "candidates.csv", candidates.to_csv(index=False).encode())
+    atomic_write_parquet(out / "trades.parquet", pd.concat(trades, ignore_index=True) if trades else pd.DataFrame())
+    atomic_write_parquet(out / "equity.parquet", equity)
+    atomic_write_parquet(out / "portfolio.parquet", portfolio)
+    atomic_write_bytes(out / "summary.json", (json.dumps(summary, indent=2, default=str) + "\n").encode())
+
+
+def tradable(symbols: list[str], universe: Universe) -> list[str]:
+    """Symbols that can be traded: indices are benchmarks, not positions."""
+    return [s for s in symbols if universe.kinds.get(s, "stock") != "index"]
+
+
+def backtest_run(run_dir: Path, data_dir: Path | None = None, rules: MarketRules | None = None,
+                 score: str = "sharpe", out: Path | None = None,
+                 progress: Callable[[str, int, int], None] | None = None) -> BacktestResult:
+    """Backtest every generator × mode of a training run; choose on ``select``, report on ``test``."""
+    from heqis.train.run import load_generator, load_scaler, read_run_manifest
+
+    if score not in SCORES:
+        raise HeqisError(f"unknown score '{score}'", hint=f"use one of: {', '.join(SCORES)}")
+    rules = rules or MarketRules()
+    progress = progress or (lambda what, done, total: None)
+    manifest = read_run_manifest(run_dir)
+    store = DataStore(data_dir or Path(manifest["data"]["dir"]))
+    if store.manifest()["content_hash"] != manifest["data"]["content_hash"]:
+        raise HeqisError(f"{store.root}: not the data this run was trained on",
+                         hint="point --data-dir at the run's data store")
+    segments = {k: (pd.Timestamp(v[0]), pd.Timestamp(v[1])) for k, v in manifest["segments"].items()}
+    scaler = load_scaler(run_dir)
+    generators = {gid: load_generator(run_dir, gid) for gid, g in manifest["generators"].items() if g["checkpoint"]}
+    if not generators:
+        raise HeqisError(f"{run_dir}: the run has no generator checkpoint yet", hint="let training finish an epoch")
+    universe = Universe.of(store)
+    symbols = tradable(manifest["symbols"], universe)
+    runner = SegmentRunner(store, rules, universe)
+    best_rows, cand_rows, trades, equities = [], [], [], []
+    for n, code in enumerate(symbols):
+        progress(code, n, len(symbols))
+        preds: dict[str, Predictions] = {gid: predict(m, scaler, runner.bars(code)) for gid, m in generators.items()}
+        scored = []
+        for gid, pred in preds.items():
+            for mode in MODES:
+                signals = pred.signals(mode, rules.regression_threshold)
+                per_segment = {}
+                for segment in ("select", "test"):
+                    a, b = segments[segment]
+                    strategy, hold, metrics = runner.run(code, signals, a, b)
+                    per_segment[segment] = (strategy, hold, metrics)
+                    cand_rows.append({"symbol": code, "generator": gid, "mode": mode, "segment": segment, **metrics})
+                scored.append((per_segment["select"][2][score], per_segment["select"][2]["total_return"], gid, mode,
+                               per_segment))
+        scored.sort(key=lambda s: (-s[0], -s[1], s[2], s[3]))   # best select score; ties: return, then name
+        _, _, gid, mode, per_segment = scored[0]
+        best_rows.append({"symbol": code, "generator": gid, "mode": mode,
+                          **{k: per_segment["test"][2][k] for k in METRIC_NAMES},
+                          **{f"select_{k}": per_segment["select"][2][k] for k in METRIC_NAMES}})
+        for segment, (strategy, hold, _) in per_segment.items():
+            eq, tr = _frames(code, segment, strategy, hold, gid, mode)
+            equities.append(eq)
+            trades.append(tr)
+        progress(code, n + 1, len(symbols))
+    if not best_rows:
+        raise HeqisError(f"{run_dir}: no tradable symbol in the run (indices are only benchmarks)")
+    equity = pd.concat(equities, ignore_index=True)
+    portfolio, stats = portfolio_line(equity, store, "test")
+    out = out or run_dir / "backtest"
+    summary = {"run_dir": str(run_dir), "data_dir": str(store.root), "score": score, "rules": rules.to_dict(),
+               "segments": manifest["segments"], "portfolio": stats, "symbols": symbols}
+    _write(out, pd.DataFrame(best_rows), pd.DataFrame(cand_rows), trades, equity, portfolio, summary)
+    return BacktestResult(str(out), str(run_dir), score, rules.to_dict(), manifest["segments"], best_rows, stats)
+
+
+def backtest_signals(path: Path, data_dir: Path, rules: MarketRules | None = None, out: Path | None = None,
+                     start: pd.Timestamp | None = None, end: pd.Timestamp | None = None) -> BacktestResult:
+    """Backtest the user's own signals (CSV/parquet: symbol, trade_date, signal) over the stored data."""
+    rules = rules or MarketRules()
+    store = DataStore(data_dir)
+    store.manifest()
+    signals = read_signal_file(path, store)
+    runner = SegmentRunner(store, rules, Universe.of(store))
+    rows, trades, equities = [], [], []
+    for code, sig in signals.items():
+        strategy, hold, metrics = runner.run(code, sig, start, end)
+        rows.append({"symbol": code, "generator": "signals", "mode": "file", **metrics})
+        eq, tr = _frames(code, "all", strategy, hold, "signals", "file")
+        equities.append(eq)
+        trades.append(tr)
+    equity = pd.concat(equities, ignore_index=True)
+    portfolio, stats = portfolio_line(equity, store, "all")
+    out = out or Path("backtest")
+    summary = {"signals": str(path), "data_dir": str(store.root), "rules": rules.to_dict(), "portfolio": stats}
+    _write(out, pd.DataFrame(rows), None, trades, equity, portfolio, summary)
+    first, last = equity["trade_date"].min(), equity["trade_date"].max()
+    return BacktestResult(str(out), str(path), "n/a", rules.to_dict(),
+                          {"all": [str(first.date()), str(last.date())]}, rows, stats)
