@@ -32,6 +32,7 @@ test: lint  ## lint, then the test suite (pytest exits non-zero when nothing is 
 bench: $(STAMP)  ## benchmarks: ours vs the peers, printed as ratios
 	$(BIN)/python benchmarks/indicators.py
 	$(BIN)/python benchmarks/train_step.py
+	$(BIN)/python benchmarks/backtest.py
 
 clean:  ## remove the venv and generated data
 	rm -rf $(VENV) heqis-data heqis-demo .pytest_cache .ruff_cache build *.egg-info

@@ -54,3 +54,14 @@ def sample_store(tmp_path_factory: pytest.TempPathFactory) -> DataStore:
     root = base / "heqis-data"
     run_data(DataRequest(source="sample", data_dir=root, watchlist=watchlist), load_settings())
     return DataStore(root)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(sample_store, tmp_path_factory):
+    """A short training run on the whole sample store (read-only for tests)."""
+    from heqis.train.run import TrainRequest, run_train
+
+    out = tmp_path_factory.mktemp("tiny-run") / "run"
+    run_train(TrainRequest(data_dir=sample_store.root, preset="tiny", epochs=2, device="cpu", out=out,
+                           overrides={"pretrain_epochs": 1, "encoder_epochs": 1, "max_train_windows": 600}))
+    return out

@@ -151,3 +151,22 @@ def test_rules_overrides_and_validation():
         MarketRules().with_overrides(["slippage_bps=lots"])
     with pytest.raises(HeqisError, match="position_fraction"):
         MarketRules(position_fraction=1.5)
+
+
+def test_panel_kernel_equals_per_symbol_runs():
+    from heqis.backtest.engine import run_panel
+
+    rng = np.random.default_rng(1)
+    n, m = 120, 4
+    close = 20 * np.exp(np.cumsum(0.02 * rng.standard_normal((n, m)), axis=0))
+    open_ = close * np.exp(0.005 * rng.standard_normal((n, m)))
+    signals = rng.choice([-1, 0, 0, 1], size=(n, m))
+    dates = pd.bdate_range("2023-08-01", periods=n).to_numpy(dtype="datetime64[ns]")   # spans the stamp cut
+    equity, trades, counters = run_panel(open_, close, signals, dates, NO_SLIP)
+    for j in range(m):
+        single = run_symbol(inputs(open_[:, j], close[:, j], start="2023-08-01"), signals[:, j], NO_SLIP)
+        np.testing.assert_allclose(equity[:, j], single.equity, rtol=0, atol=1e-9)
+        mine = trades[trades[:, 8] == j]
+        assert len(mine) == len(single.trades)
+        np.testing.assert_allclose(mine[:, 5], single.trades["cost"].to_numpy(), rtol=0, atol=1e-9)
+        assert counters[j].tolist() == list(single.counters.values())

@@ -111,6 +111,58 @@ def simulate(open_, close, up, down, traded, adj, signal, stamp, initial_cash, l
     return equity, held, cash_out, trades[: k + 1], counters
 
 
+@njit(cache=True)
+def simulate_panel(open_, close, up, down, traded, adj, signal, stamp, initial_cash, lot, comm_rate, comm_min,
+                   transfer_rate, slip, fraction, tol):
+    """``simulate`` over the columns of [sessions, symbols] arrays in one compiled call.
+
+    Returns (equity [n, m], trades [k, 9] with the column index in the last field, counters [m, 4]).
+    """
+    n, m = open_.shape
+    equity = np.empty((n, m))
+    counters = np.zeros((m, 4), dtype=np.int64)
+    chunks = []
+    total = 0
+    for j in range(m):
+        eq, _, _, tr, cnt = simulate(open_[:, j], close[:, j], up[:, j], down[:, j], traded[:, j], adj[:, j],
+                                     signal[:, j], stamp, initial_cash, lot, comm_rate, comm_min, transfer_rate,
+                                     slip, fraction, tol)
+        equity[:, j] = eq
+        counters[j] = cnt
+        chunks.append(tr)
+        total += tr.shape[0]
+    trades = np.empty((total, 9))
+    row = 0
+    for j in range(m):
+        tr = chunks[j]
+        for i in range(tr.shape[0]):
+            trades[row, :8] = tr[i]
+            trades[row, 8] = j
+            row += 1
+    return equity, trades, counters
+
+
+def run_panel(open_: np.ndarray, close: np.ndarray, signals: np.ndarray, dates: np.ndarray, rules: MarketRules,
+              up: np.ndarray | None = None, down: np.ndarray | None = None, traded: np.ndarray | None = None,
+              adj: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Many symbols on a shared calendar in one compiled call (screens, benchmarks, large universes).
+
+    Missing limits mean none; missing ``traded`` means every session traded; missing ``adj`` means 1.
+    Returns (equity [n, m], raw trades [k, 9] as in ``simulate`` plus the column, counters [m, 4]).
+    """
+    shape = open_.shape
+    f64 = np.float64
+    return simulate_panel(
+        np.ascontiguousarray(open_, f64), np.ascontiguousarray(close, f64),
+        np.full(shape, np.inf) if up is None else np.ascontiguousarray(up, f64),
+        np.zeros(shape) if down is None else np.ascontiguousarray(down, f64),
+        np.ones(shape, dtype=np.bool_) if traded is None else np.ascontiguousarray(traded, np.bool_),
+        np.ones(shape) if adj is None else np.ascontiguousarray(adj, f64),
+        np.ascontiguousarray(signals, np.int64), rules.stamp_duty_array(dates), float(rules.initial_cash),
+        float(rules.lot), rules.commission_rate, rules.commission_min, rules.transfer_fee_rate,
+        rules.slippage_bps / 1e4, rules.position_fraction, rules.limit_tolerance)
+
+
 @dataclass
 class SymbolInputs:
     """One symbol's arrays over a range of sessions, ready for the kernel."""

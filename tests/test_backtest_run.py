@@ -1,0 +1,151 @@
+"""Backtests of runs and signal files: selection without look-ahead, outputs, bad input, look-ahead check."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import heqis.backtest.run as bt_run
+from heqis.backtest.lookahead import check_lookahead
+from heqis.backtest.rules import MarketRules
+from heqis.backtest.run import backtest_run, backtest_signals
+from heqis.backtest.signals import Predictions
+from heqis.errors import HeqisError
+from heqis.features.compute import add_features
+from tests.test_cli import assert_one_line_error, run
+
+
+def oracle(bars: pd.DataFrame, good: tuple[pd.Timestamp, pd.Timestamp]) -> Predictions:
+    """Predicts tomorrow perfectly inside ``good`` and exactly wrong outside it."""
+    close = bars["close"].to_numpy()
+    nxt = np.append(close[1:] / close[:-1] - 1, 0.0)
+    dates = bars["trade_date"].to_numpy(dtype="datetime64[ns]")
+    inside = (dates >= np.datetime64(good[0])) & (dates <= np.datetime64(good[1]))
+    pred = np.where(inside, nxt, -nxt)
+    logits = np.stack([-pred, np.zeros_like(pred), pred], axis=1) * 100
+    return Predictions(dates, pred, logits)
+
+
+def test_a_generator_best_only_on_test_is_not_chosen(tiny_run, sample_store, monkeypatch, tmp_path):
+    manifest = json.loads((tiny_run / "manifest.json").read_text())
+    seg = {k: (pd.Timestamp(a), pd.Timestamp(b)) for k, (a, b) in manifest["segments"].items()}
+    fakes = {"G1": seg["select"], "G2": seg["test"]}   # G1 shines on select, G2 only on test
+    loaded = {}
+
+    def fake_load(run_dir, gid):
+        loaded[gid] = True
+        return gid
+
+    monkeypatch.setattr("heqis.train.run.load_generator", fake_load)
+    monkeypatch.setattr(bt_run, "predict", lambda model, scaler, bars: oracle(
+        bars, fakes.get(model, (pd.Timestamp(0), pd.Timestamp(0)))))
+    result = backtest_run(tiny_run, sample_store.root, MarketRules(slippage_bps=0), out=tmp_path / "bt")
+    best = pd.read_csv(tmp_path / "bt" / "best_metrics.csv")
+    assert set(best["generator"]) == {"G1"}, best[["symbol", "generator", "select_sharpe", "sharpe"]]
+    cands = pd.read_csv(tmp_path / "bt" / "candidates.csv")
+    g2_test = cands[(cands["generator"] == "G2") & (cands["segment"] == "test")]
+    g1_test = cands[(cands["generator"] == "G1") & (cands["segment"] == "test")]
+    assert g2_test["total_return"].mean() > 0 > g1_test["total_return"].mean()   # G2 really was better on test
+    assert len(result.rows) == 6 and "000300.SH" not in set(best["symbol"])      # the index is the benchmark
+
+
+def test_backtest_writes_every_output(tiny_run, sample_store, tmp_path):
+    result = backtest_run(tiny_run, sample_store.root, out=tmp_path / "bt")
+    out = tmp_path / "bt"
+    best = pd.read_csv(out / "best_metrics.csv")
+    assert list(best.columns[:3]) == ["symbol", "generator", "mode"]
+    assert {"total_return", "sharpe", "max_drawdown", "calmar", "win_rate", "profit_loss_ratio", "trades",
+            "exposure", "worst_trade", "excess_return", "buy_blocked_limit", "select_sharpe"} <= set(best.columns)
+    trades = pd.read_parquet(out / "trades.parquet")
+    assert set(trades["segment"]) <= {"select", "test"}
+    equity = pd.read_parquet(out / "equity.parquet")
+    test_days = equity[(equity["segment"] == "test") & (equity["symbol"] == "600519.SH")]
+    seg = json.loads((tiny_run / "manifest.json").read_text())["segments"]["test"]
+    assert str(test_days["trade_date"].min().date()) >= seg[0] and str(test_days["trade_date"].max().date()) <= seg[1]
+    portfolio = pd.read_parquet(out / "portfolio.parquet")
+    assert portfolio["portfolio"].iloc[0] == pytest.approx(1.0) and portfolio["benchmark"].notna().all()
+    assert "benchmark_return" in result.portfolio
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["rules"]["stamp_duty_after"] == 0.0005
+
+
+def write_signals(path, rows):
+    pd.DataFrame(rows, columns=["symbol", "trade_date", "signal"]).to_csv(path, index=False)
+    return path
+
+
+def test_signal_file_backtest(sample_store, tmp_path):
+    bars = sample_store.read_bars("600519.SH")
+    fast, slow = bars["close"].rolling(5).mean(), bars["close"].rolling(20).mean()
+    sig = np.where(fast > slow, 1, -1)
+    rows = list(zip(["600519.SH"] * len(bars), bars["trade_date"].dt.strftime("%Y-%m-%d"), sig, strict=True))[20:]
+    path = write_signals(tmp_path / "sig.csv", rows)
+    result = backtest_signals(path, sample_store.root, out=tmp_path / "bt")
+    row = result.rows[0]
+    assert row["symbol"] == "600519.SH" and row["trades"] > 20
+    assert (tmp_path / "bt" / "best_metrics.csv").exists()
+
+
+def test_a_buy_into_a_limit_up_open_waits_on_the_sample_data(sample_store, tmp_path):
+    bars = sample_store.read_bars("600519.SH")
+    at_limit = np.flatnonzero(bars["open_raw"].to_numpy() >= bars["up_limit"].to_numpy() - 1e-6)
+    i = int(at_limit[at_limit > 0][0])                 # the first day that opens at limit-up
+    day_before = bars["trade_date"].iloc[i - 1].strftime("%Y-%m-%d")
+    path = write_signals(tmp_path / "sig.csv", [("600519.SH", day_before, 1)])
+    result = backtest_signals(path, sample_store.root, out=tmp_path / "bt")
+    assert result.rows[0]["buy_blocked_limit"] >= 1
+    trades = pd.read_parquet(tmp_path / "bt" / "trades.parquet")
+    assert trades["entry_date"].iloc[0] > bars["trade_date"].iloc[i]
+
+
+@pytest.mark.parametrize(("rows", "message"), [
+    ([("600519.SH", "2024-01-02", 1), ("999999.SH", "2024-01-03", 1)], r"row 3: symbol 999999.SH is not in"),
+    ([("600519.SH", "2010-01-04", 1)], r"row 2: 600519.SH has no data on 2010-01-04"),
+    ([("600519.SH", "2024-01-02", 2)], r"row 2: signal '2' is not -1, 0 or 1"),
+    ([("600519.SH", "2024-01-02", 1), ("600519.SH", "2024-01-02", -1)], r"row 3: duplicate signal"),
+    ([("600519.SH", "yesterday", 1)], r"row 2: 'yesterday' is not a date"),
+])
+def test_bad_signal_files_get_clear_errors(sample_store, tmp_path, rows, message):
+    with pytest.raises(HeqisError, match=message):
+        backtest_signals(write_signals(tmp_path / "sig.csv", rows), sample_store.root, out=tmp_path / "bt")
+    assert not (tmp_path / "bt").exists()
+
+
+def test_lookahead_check_passes_the_shipped_features(tiny_run, sample_store):
+    report = check_lookahead(tiny_run, sample_store.root, points=3, symbols=["600519.SH"])
+    assert report.cuts == 3 and report.features_checked > 0 and report.signals_checked == 12
+    assert report.leaks == []
+
+
+def test_lookahead_check_flags_a_feature_that_peeks_one_day_ahead(tiny_run, sample_store):
+    def peeking(bars: pd.DataFrame) -> pd.DataFrame:
+        out = add_features(bars)
+        out["ret1"] = out["close"].shift(-1) / out["close"] - 1   # tomorrow's return: a leak
+        return out
+
+    report = check_lookahead(tiny_run, sample_store.root, points=3, symbols=["600519.SH"], feature_fn=peeking)
+    kinds = {(leak.kind, leak.what) for leak in report.leaks}
+    assert ("feature", "ret1") in kinds
+    assert any(kind == "signal" for kind, _ in kinds)
+    for leak in report.leaks:
+        assert leak.first_date <= leak.cut
+
+
+def test_backtest_cli(tiny_run, sample_store, isolated, tmp_path):
+    proc = run("backtest", str(tiny_run), "--out", str(tmp_path / "bt"), "--rules", "slippage_bps=0", "--json",
+               env={"HEQIS_DATA_DIR": str(sample_store.root)}, cwd=isolated)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["rules"]["slippage_bps"] == 0 and len(result["rows"]) == 6
+    table = run("backtest", str(tiny_run), "--out", str(tmp_path / "bt2"), cwd=isolated)
+    assert table.returncode == 0 and "chosen on select" in table.stdout
+    assert run("backtest", cwd=isolated).returncode == 2
+    assert_one_line_error(run("backtest", str(tiny_run), "--rules", "nope=1", cwd=isolated), 1, "unknown rule")
+    bad = write_signals(tmp_path / "bad.csv", [("600519.SH", "2024-01-02", 5)])
+    assert_one_line_error(run("backtest", "--signals", str(bad), "-d", str(sample_store.root), cwd=isolated), 1,
+                          "bad.csv: row 2")
+    check = run("check", "lookahead", str(tiny_run), "--points", "2", "--symbols", "600519.SH", cwd=isolated)
+    assert check.returncode == 0 and "no look-ahead found" in check.stdout
