@@ -1,11 +1,12 @@
 # The two commands of HEQIS: `make demo` and `make test`. Everything they need is installed here.
 PYTHON ?= python3
 VENV   ?= .venv
+RKNN_VENV ?= .venv-rknn
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint install bench clean help
+.PHONY: demo test lint install bench clean help rknn-env
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -19,6 +20,19 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)  ## create .venv and install heqis with its dev extras
 
+# rknn-toolkit2 pins old numpy/onnx/torch: it gets its own venv, driven by `heqis convert --to rknn`.
+# --no-deps first, then the pins it needs (its own torch<=2.4 pin would pull a multi-GB CUDA build).
+$(RKNN_VENV)/.installed:
+	test -x $(RKNN_VENV)/bin/python || $(PYTHON) -m venv $(RKNN_VENV)
+	$(RKNN_VENV)/bin/python -m pip install --quiet --no-deps rknn-toolkit2==2.5.0
+	$(RKNN_VENV)/bin/python -m pip install --quiet "numpy<=1.26.4" "onnx>=1.16.1,<=1.18.0" \
+	    "protobuf>=4.21.6,<=4.25.4" psutil ruamel.yaml scipy tqdm opencv-python-headless fast-histogram \
+	    "onnxruntime<1.23" "torch==2.13.0" "setuptools<81"
+	$(RKNN_VENV)/bin/python -c "from rknn.api import RKNN"
+	@touch $@
+
+rknn-env: $(RKNN_VENV)/.installed  ## the separate venv with rknn-toolkit2 (RKNN conversion + simulator)
+
 demo: $(STAMP)  ## run the whole chain on the bundled (synthetic) sample data and show the result
 	$(BIN)/heqis demo
 
@@ -26,13 +40,14 @@ lint: $(STAMP)  ## ruff + the import-linter layering contract
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 
-test: lint  ## lint, then the test suite (pytest exits non-zero when nothing is collected)
-	$(BIN)/python -m pytest
+test: lint rknn-env  ## lint, then the test suite (pytest exits non-zero when nothing is collected)
+	HEQIS_RKNN_PYTHON=$(CURDIR)/$(RKNN_VENV)/bin/python HEQIS_REQUIRE_RKNN=1 $(BIN)/python -m pytest
 
 bench: $(STAMP)  ## benchmarks: ours vs the peers, printed as ratios
 	$(BIN)/python benchmarks/indicators.py
 	$(BIN)/python benchmarks/train_step.py
 	$(BIN)/python benchmarks/backtest.py
+	$(BIN)/python benchmarks/backends.py
 
 clean:  ## remove the venv and generated data
-	rm -rf $(VENV) heqis-data heqis-demo .pytest_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) $(RKNN_VENV) heqis-data heqis-demo deploy_output .pytest_cache .ruff_cache build *.egg-info

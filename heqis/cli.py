@@ -405,6 +405,121 @@ def check_lookahead_cmd(
 
 
 # ---------------------------------------------------------------------------------------------
+# heqis export, heqis convert, heqis bench
+# ---------------------------------------------------------------------------------------------
+@app.command(rich_help_panel="Deploy")
+def export(
+    ctx: typer.Context,
+    run_dir: Annotated[Path, typer.Argument(help="Training run to export.")],
+    generator: Annotated[list[str] | None, typer.Option("--generator", "-g", help="Generator to export "
+                                                        "(repeatable; default: all of the run's).")] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Artifact folder.")] = Path("deploy_output"),
+    data_dir: Annotated[Path | None, typer.Option("--data-dir", "-d", help="Data store (default: the run's).")]
+        = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Export ONNX models (opset 17, dynamic batch), routing.json, scaler_params.json and a sha256 manifest.
+
+    Every model is run in ONNX Runtime on real windows at batch 1 and 32 and compared with torch;
+    the export fails (writing nothing) when a difference exceeds 1e-4. routing.json takes the
+    backtest's choice per symbol when RUN_DIR/backtest exists, else the best generator on validation.
+    """
+    from heqis.export.onnx_export import export_run
+
+    with user_errors(ctx):
+        result = export_run(run_dir, generator, out, data_dir)
+    if json_out:
+        emit_json(result.to_dict())
+        return
+    from heqis.render import render_export_result
+
+    render_export_result(stdout, result.to_dict())
+
+
+@app.command(rich_help_panel="Deploy")
+def convert(
+    ctx: typer.Context,
+    to: Annotated[str, typer.Option("--to", help="tensorrt (on the Jetson) | rknn (simulated here, for the "
+                                    "RK3568).")],
+    artifacts: Annotated[Path, typer.Option("--artifacts", "-a", help="Artifact folder from heqis export.")] =
+        Path("deploy_output"),
+    generator: Annotated[list[str] | None, typer.Option("--generator", "-g", help="Generator (repeatable; default "
+                                                        "all).")] = None,
+    precision: Annotated[str, typer.Option(help="TensorRT: fp32 | fp16 | int8.")] = "fp16",
+    target: Annotated[str, typer.Option(help="RKNN target platform.")] = "rk3568",
+    quantize: Annotated[bool, typer.Option(help="RKNN: INT8-quantize on the shipped real windows.")] = False,
+    dry_run: Annotated[bool, typer.Option(help="TensorRT: print the trtexec command instead of building.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Convert exported ONNX models: TensorRT engines (FP16/INT8) or RKNN models (checked in the simulator).
+
+    [bold]Examples[/]
+
+      heqis convert --to rknn                      # needs `make rknn-env`; prints simulator parity
+      heqis convert --to rknn --quantize -g G1
+      heqis convert --to tensorrt --precision int8 --dry-run
+    """
+    if to not in ("tensorrt", "rknn"):
+        raise typer.BadParameter(f"'{to}' is not tensorrt or rknn", param_hint="--to")
+    with user_errors(ctx):
+        from heqis.export.artifacts import verify
+
+        gens = generator or list(verify(artifacts)["generators"])
+        if to == "rknn":
+            from heqis.export.rknn_convert import convert_rknn
+
+            results = []
+            for gid in gens:
+                r = convert_rknn(artifacts, gid, target, quantize)
+                results.append(r.to_dict())
+                if not json_out:
+                    stdout.print(f"{gid}: {r.path} · {'INT8' if r.quantized else 'float'} · simulator vs ONNX "
+                                 f"Runtime max |diff|: return {r.reg_max_abs_diff:.2e}, class probabilities "
+                                 f"{r.prob_max_abs_diff:.2e}, logits {r.cls_max_abs_diff:.2e} · direction "
+                                 f"agreement {r.direction_agreement:.0%}")
+            if json_out:
+                emit_json({"to": "rknn", "results": results})
+            return
+        from heqis.export.tensorrt_convert import convert_tensorrt
+
+        payload = convert_tensorrt(artifacts, gens, precision, dry_run)
+    if json_out:
+        emit_json(payload)
+    else:
+        for line in payload["lines"]:
+            stdout.print(escape(line), soft_wrap=True)
+
+
+bench_app = typer.Typer(help="Benchmarks of the installed system.", no_args_is_help=True)
+app.add_typer(bench_app, name="bench", rich_help_panel="Deploy")
+
+
+@bench_app.command("backends")
+def bench_backends_cmd(
+    ctx: typer.Context,
+    artifacts: Annotated[Path, typer.Option("--artifacts", "-a", help="Artifact folder from heqis export.")] =
+        Path("deploy_output"),
+    generator: Annotated[list[str] | None, typer.Option("--generator", "-g", help="Generator (repeatable).")]
+        = None,
+    backend: Annotated[list[str] | None, typer.Option("--backend", "-b", help="Backend (repeatable; default all "
+                                                      "available).")] = None,
+    calls: Annotated[int, typer.Option(min=10, help="Timed batch-1 calls after warm-up.")] = 200,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Batch-1 latency (p50/p99/max) and batch-64 throughput of every available backend, same model and inputs."""
+    from heqis.bench import bench_backends
+
+    with user_errors(ctx):
+        result = bench_backends(artifacts, generator, backend, calls)
+    if json_out:
+        emit_json(result.to_dict())
+        return
+    from heqis.render import render_bench
+
+    render_bench(stdout, result.to_dict())
+
+
+# ---------------------------------------------------------------------------------------------
 # heqis demo
 # ---------------------------------------------------------------------------------------------
 @app.command(rich_help_panel="Getting started")
@@ -416,7 +531,7 @@ def demo(
 ) -> None:
     """Run the whole chain on the bundled synthetic sample data and show the result.
 
-    Today: data (sample) → train (tiny preset) → backtest. Export, the local fleet and the console join
+    Today: data (sample) → train (tiny preset) → backtest → export. The local fleet and the console join
     as they land. Headless (no TTY) it prints a summary and exits 0.
     """
     from heqis.config import load_settings
@@ -434,7 +549,7 @@ def demo(
     if json_out:
         emit_json(result.to_dict())
         return
-    from heqis.render import render_backtest_result, render_data_result, render_train_result
+    from heqis.render import render_backtest_result, render_data_result, render_export_result, render_train_result
 
     stdout.rule("[bold]HEQIS demo[/] · step 1/7: data")
     render_data_result(stdout, result.data)
@@ -442,7 +557,11 @@ def demo(
     render_train_result(stdout, result.train)
     stdout.rule("[bold]HEQIS demo[/] · step 3/7: backtest")
     render_backtest_result(stdout, result.backtest)
-    stdout.print("\n[dim]next steps (export → fleet → console) join `make demo` as they land.[/]")
+    stdout.rule("[bold]HEQIS demo[/] · step 4/7: export")
+    render_export_result(stdout, result.export)
+    stdout.print("\n[dim]next steps (local fleet → console) join `make demo` as they land; try "
+                 "`heqis bench backends -a heqis-demo/deploy_output` and, after `make rknn-env`, "
+                 "`heqis convert --to rknn -a heqis-demo/deploy_output`.[/]")
 
 
 def main() -> None:

@@ -1,8 +1,9 @@
 """``heqis demo``: the whole chain on the bundled synthetic data, as far as it has landed.
 
 Steps today: data (sample source) → train (tiny preset) → backtest (chosen on select, reported on
-test). A run from an earlier demo on the same data is reused, so a second ``make demo`` is quick;
-anything else in the demo folder is rebuilt.
+test) → export (ONNX, checked against torch) into ``heqis-demo/deploy_output``. A run from an
+earlier demo on the same data is reused, so a second ``make demo`` is quick; anything else in the
+demo folder is rebuilt.
 """
 
 from __future__ import annotations
@@ -23,11 +24,12 @@ class DemoResult:
     data: DataResult
     train: dict[str, Any]
     backtest: dict[str, Any]
+    export: dict[str, Any]
     reused_run: bool
 
     def to_dict(self) -> dict[str, Any]:
         return {"data": self.data.to_dict(), "train": self.train, "backtest": self.backtest,
-                "reused_run": self.reused_run}
+                "export": self.export, "reused_run": self.reused_run}
 
 
 def _reusable(run_dir: Path, content_hash: str) -> dict[str, Any] | None:
@@ -43,6 +45,7 @@ def _reusable(run_dir: Path, content_hash: str) -> dict[str, Any] | None:
 def run_demo(root: Path, settings: Settings, progress: Callable[[str, int, int], None] | None = None,
              on_epoch: Callable[..., None] | None = None, log: Callable[[str], None] | None = None) -> DemoResult:
     from heqis.backtest.run import backtest_run
+    from heqis.export.onnx_export import export_run
     from heqis.train.run import TrainRequest, run_train
 
     data = run_data(DataRequest(source="sample", data_dir=root / "data", bundled_watchlist=True), settings,
@@ -60,4 +63,5 @@ def run_demo(root: Path, settings: Settings, progress: Callable[[str, int, int],
         train = run_train(TrainRequest(data_dir=root / "data", preset="tiny", out=run_dir), on_epoch=on_epoch,
                           log=log).to_dict()
     bt = backtest_run(run_dir, root / "data")
-    return DemoResult(data, train, bt.to_dict(), previous is not None)
+    exported = export_run(run_dir, out=root / "deploy_output", data_dir=root / "data")
+    return DemoResult(data, train, bt.to_dict(), exported.to_dict(), previous is not None)

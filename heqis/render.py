@@ -136,3 +136,29 @@ def render_lookahead(console: Console, report: object) -> None:
         for leak in r.leaks[:40]:  # type: ignore[attr-defined]
             grid.add_row(leak.symbol, leak.cut, leak.kind, leak.what, leak.first_date, f"{leak.max_diff:.3g}")
         console.print(grid)
+
+
+def render_export_result(console: Console, result: dict) -> None:
+    grid = table(console, f"HEQIS artifacts · {result['out_dir']}")
+    for col, just in (("gen", "left"), ("kind", "left"), ("onnx", "left"), ("max|diff| b1", "right"),
+                      ("max|diff| b32", "right")):
+        grid.add_column(col, justify=just, no_wrap=True)  # type: ignore[arg-type]
+    for gid, g in result["generators"].items():
+        grid.add_row(gid, g["kind"], g["onnx"], f"{g['max_abs_diff']['batch1']:.1e}",
+                     f"{g['max_abs_diff']['batch32']:.1e}")
+    console.print(grid)
+    console.print(f"ONNX Runtime vs torch on real windows (limit 1e-4) · routing from {result['routing']['source']} · "
+                  f"{len(result['files'])} files with sha256 in manifest.json")
+
+
+def render_bench(console: Console, result: dict) -> None:
+    grid = table(console, f"HEQIS backends · {result['artifact_dir']} · {result['calls']} batch-1 calls")
+    for col, just in (("gen", "left"), ("backend", "left"), ("variant", "left"), ("p50 ms", "right"),
+                      ("p99 ms", "right"), ("max ms", "right"), ("b64 win/s", "right"), ("|diff|", "right")):
+        grid.add_column(col, justify=just, no_wrap=True)  # type: ignore[arg-type]
+    for r in result["rows"]:
+        grid.add_row(r["generator"], r["backend"], r["variant"], f"{r['p50_ms']:.3f}", f"{r['p99_ms']:.3f}",
+                     f"{r['max_ms']:.3f}", f"{r['throughput_per_s']:,.0f}", f"{r['max_abs_diff_vs_onnxruntime']:.0e}")
+    console.print(grid)
+    for name, why in result["unavailable"].items():
+        console.print(f"[dim]{name}: unavailable — {why}[/]", soft_wrap=True)

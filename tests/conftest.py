@@ -15,13 +15,15 @@ from heqis.data.store import DataStore
 from heqis.data.watchlist import default_watchlist_text, parse_watchlist
 
 REPO = Path(__file__).resolve().parents[1]
+# set by `make test` / .ci/run for the test machinery itself, not user settings
+TEST_INFRA_ENV = {"HEQIS_RKNN_PYTHON", "HEQIS_REQUIRE_RKNN", "HEQIS_REQUIRE_SSHD"}
 
 
 @pytest.fixture(autouse=True)
 def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Every test runs in its own directory with no HEQIS_* variables from the developer's shell."""
     for key in list(os.environ):
-        if key.startswith("HEQIS_"):
+        if key.startswith("HEQIS_") and key not in TEST_INFRA_ENV:
             monkeypatch.delenv(key)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     work = tmp_path / "work"
@@ -64,4 +66,14 @@ def tiny_run(sample_store, tmp_path_factory):
     out = tmp_path_factory.mktemp("tiny-run") / "run"
     run_train(TrainRequest(data_dir=sample_store.root, preset="tiny", epochs=2, device="cpu", out=out,
                            overrides={"pretrain_epochs": 1, "encoder_epochs": 1, "max_train_windows": 600}))
+    return out
+
+
+@pytest.fixture(scope="session")
+def artifacts(tiny_run, tmp_path_factory):
+    """The tiny run exported (every generator), read-only for tests."""
+    from heqis.export.onnx_export import export_run
+
+    out = tmp_path_factory.mktemp("artifacts") / "deploy_output"
+    export_run(tiny_run, out=out)
     return out

@@ -269,7 +269,11 @@ def _summarise(manifest: dict[str, Any], trainer: MultiGANTrainer, status: str, 
 # ---------------------------------------------------------------------------------------------
 def load_generator(run_dir: Path, gid: str) -> Generator:
     """The best checkpoint of generator ``gid`` of a run, as an eval-mode module on the CPU."""
-    path = Path(run_dir) / "checkpoints" / f"{gid}.pt"
+    return load_generator_file(Path(run_dir) / "checkpoints" / f"{gid}.pt")
+
+
+def load_generator_file(path: Path) -> Generator:
+    """A generator from its checkpoint file (spec + state dict), strictly."""
     payload = checkpoint.load(path)
     try:
         spec, n_f, window = payload["spec"], int(payload["n_features"]), int(payload["window"])

@@ -1,0 +1,1 @@
+"""Export (ONNX + scaler + routing + manifest) and conversion (TensorRT engines, RKNN models)."""

@@ -1,0 +1,199 @@
+"""``heqis export``: a training run → the artifact set of DESIGN.md §7, checked against torch.
+
+ONNX via the TorchScript exporter (``dynamo=False``), opset 17, dynamic batch axis: the dynamo
+exporter fixes the batch to the example's size and emits GRU attributes RKNN rejects. The exported
+graph includes the inverse target scaling, so ``output_reg`` is the next-day return itself. After
+export every model runs in ONNX Runtime on real windows at batch 1 and batch 32, and the export
+fails when any output differs from torch by more than 1e-4. The set is built in a temporary folder
+and renamed into place, so a failed export never leaves a half-written ``deploy_output``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import warnings
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from heqis.data.store import DataStore, sha256_file
+from heqis.errors import HeqisError
+from heqis.export.artifacts import KIND, MANIFEST
+from heqis.features.windows import Scaler, Segments, build_windows
+
+OPSET = 17
+PARITY_TOL = 1e-4
+INPUT, OUTPUTS = "input", ("output_reg", "output_cls")
+
+
+class ExportModule(nn.Module):
+    """A generator whose regression output is the next-day return (the target scaling undone)."""
+
+    def __init__(self, generator: nn.Module, y_scale: float, y_min: float) -> None:
+        super().__init__()
+        self.generator = generator
+        self.register_buffer("y_scale", torch.tensor(float(y_scale)))
+        self.register_buffer("y_min", torch.tensor(float(y_min)))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        reg, cls = self.generator(x)
+        return (reg - self.y_min) / self.y_scale, cls
+
+
+@dataclass
+class ExportResult:
+    out_dir: str
+    run_dir: str
+    generators: dict[str, dict[str, Any]]
+    routing: dict[str, Any]
+    files: dict[str, str]
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def export_onnx(module: nn.Module, path: Path, window: int, n_features: int) -> None:
+    module.eval()
+    example = torch.zeros(2, window, n_features)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer warnings about Python-level shape arithmetic
+        torch.onnx.export(module, (example,), str(path), dynamo=False, opset_version=OPSET, input_names=[INPUT],
+                          output_names=list(OUTPUTS), do_constant_folding=True,
+                          dynamic_axes={INPUT: {0: "batch"}, OUTPUTS[0]: {0: "batch"}, OUTPUTS[1]: {0: "batch"}})
+
+
+def onnx_session(path: Path, threads: int | None = None) -> Any:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    if threads:
+        opts.intra_op_num_threads = threads
+    opts.log_severity_level = 3
+    return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+
+
+def parity(module: nn.Module, session: Any, windows: np.ndarray) -> dict[str, float]:
+    """Max |ONNX Runtime - torch| over both outputs, at batch 1 (first 8 windows) and batch 32."""
+    out = {}
+    with torch.no_grad():
+        for label, batches in (("batch1", [windows[i:i + 1] for i in range(min(8, len(windows)))]),
+                               ("batch32", [windows[:32]])):
+            worst = 0.0
+            for batch in batches:
+                ref = [t.numpy() for t in module(torch.from_numpy(batch))]
+                got = session.run(list(OUTPUTS), {INPUT: batch})
+                worst = max(worst, *(float(np.max(np.abs(r - g))) for r, g in zip(ref, got, strict=True)))
+            out[label] = worst
+    return out
+
+
+def real_windows(store: DataStore, symbols: list[str], scaler: Scaler, segments: Segments, segment: str,
+                 count: int, seed: int = 0) -> np.ndarray:
+    """``count`` scaled windows of ``segment`` drawn from the stored data (deterministic)."""
+    bars = {s: store.read_bars(s) for s in symbols}
+    ws = build_windows(bars, scaler.window, scaler.flat_band, scaler.inputs).segment(segments, segment)
+    if not len(ws):
+        raise HeqisError(f"no {segment} windows to check the export on")
+    pick = np.sort(np.random.default_rng(seed).choice(len(ws), size=min(count, len(ws)), replace=False))
+    return scaler.transform(ws.x[pick])
+
+
+def routing_for(run_dir: Path, manifest: dict[str, Any], generators: list[str],
+                default_threshold: float) -> dict[str, Any]:
+    """symbol → generator, mode, threshold: the backtest's choice when there is one, else the val best."""
+    best_csv = run_dir / "backtest" / "best_metrics.csv"
+    fallback = manifest.get("best_generator") or generators[0]
+    if fallback not in generators:
+        fallback = generators[0]
+    routes: dict[str, dict[str, Any]] = {}
+    source = "validation"
+    if best_csv.exists():
+        threshold = default_threshold
+        summary = run_dir / "backtest" / "summary.json"
+        if summary.exists():
+            threshold = json.loads(summary.read_text())["rules"].get("regression_threshold", default_threshold)
+        for row in pd.read_csv(best_csv).to_dict("records"):
+            if row["generator"] in generators:
+                routes[row["symbol"]] = {"generator": row["generator"], "mode": row["mode"], "threshold": threshold}
+        source = "backtest (chosen on select)"
+    for symbol in manifest["symbols"]:
+        routes.setdefault(symbol, {"generator": fallback, "mode": "cls", "threshold": default_threshold})
+    return {"source": source, "default": {"generator": fallback, "mode": "cls", "threshold": default_threshold},
+            "symbols": routes}
+
+
+def export_run(run_dir: Path, generators: list[str] | None = None, out: Path = Path("deploy_output"),
+               data_dir: Path | None = None, calibration: int = 256) -> ExportResult:
+    from heqis.train.provenance import versions
+    from heqis.train.run import load_generator, load_scaler, read_run_manifest
+
+    run_dir = Path(run_dir)
+    manifest = read_run_manifest(run_dir)
+    available = [g for g, info in manifest["generators"].items() if info.get("checkpoint")]
+    wanted = generators or available
+    missing = [g for g in wanted if g not in available]
+    if missing:
+        raise HeqisError(f"{run_dir}: no checkpoint for {', '.join(missing)}",
+                         hint=f"available: {', '.join(available)}")
+    scaler = load_scaler(run_dir)
+    store = DataStore(data_dir or Path(manifest["data"]["dir"]))
+    segments = Segments.from_dict(manifest["segments"])
+    symbols = manifest["symbols"]
+    check = real_windows(store, symbols, scaler, segments, "val", 64)
+    calib = real_windows(store, symbols, scaler, segments, "train", calibration, seed=1)
+    n_features = len(scaler.inputs)
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    staging.chmod(0o755)  # mkdtemp makes it private; the artifact set is an ordinary folder
+    try:
+        gens: dict[str, dict[str, Any]] = {}
+        for gid in wanted:
+            model = load_generator(run_dir, gid)
+            module = ExportModule(model, scaler.y_scale, scaler.y_min).eval()
+            onnx_path = staging / f"model_{gid}.onnx"
+            export_onnx(module, onnx_path, scaler.window, n_features)
+            diffs = parity(module, onnx_session(onnx_path), check)
+            worst = max(diffs.values())
+            if worst > PARITY_TOL:
+                raise HeqisError(f"{gid}: ONNX Runtime differs from torch by {worst:.2e} (> {PARITY_TOL:g})",
+                                 hint="report this model with its run manifest; nothing was written")
+            shutil.copyfile(run_dir / "checkpoints" / f"{gid}.pt", staging / f"torch_{gid}.pt")
+            gens[gid] = {"kind": manifest["generators"][gid]["kind"], "onnx": onnx_path.name,
+                         "torch": f"torch_{gid}.pt", "max_abs_diff": diffs}
+        routing = routing_for(run_dir, manifest, list(gens), 0.001)
+        (staging / "routing.json").write_text(json.dumps(routing, indent=2) + "\n")
+        shutil.copyfile(run_dir / "scaler_params.json", staging / "scaler_params.json")
+        np.save(staging / "calibration.npy", calib.astype(np.float32))
+        files = {p.name: sha256_file(p) for p in sorted(staging.iterdir()) if p.is_file()}
+        artifact_manifest = {
+            "kind": KIND, "version": 1, "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "source_run": str(run_dir.resolve()), "run_status": manifest["status"],
+            "data_hash": manifest["data"]["content_hash"], "synthetic_data": manifest["data"].get("synthetic"),
+            "opset": OPSET, "exporter": "torch.onnx (TorchScript, dynamo=False)", "window": scaler.window,
+            "n_features": n_features, "features": list(scaler.inputs), "io": {"input": INPUT, "outputs": OUTPUTS},
+            "generators": gens, "calibration_windows": len(calib), "files": files, "versions": versions(),
+        }
+        (staging / MANIFEST).write_text(json.dumps(artifact_manifest, indent=2, default=str) + "\n")
+        if out.exists():
+            old = out.with_name(f".{out.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            out.rename(old)
+            staging.rename(out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            staging.rename(out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return ExportResult(str(out), str(run_dir), gens, routing, files)

@@ -1,0 +1,114 @@
+"""Export and backends: ONNX = torch within 1e-4 at batch 1 and 32, integrity, routing, clear refusals."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import onnx
+import pytest
+
+from heqis.backends import get_predictor
+from heqis.errors import HeqisError
+from heqis.export import onnx_export
+from heqis.export.artifacts import verify
+from heqis.features.columns import MODEL_INPUTS
+from heqis.features.windows import Scaler
+from heqis.train.run import load_scaler, read_run_manifest
+
+KINDS = {"G1": "gru", "G2": "bilstm", "G3": "transformer", "G4": "latent"}
+
+
+@pytest.mark.parametrize("gid", list(KINDS))
+def test_onnx_runtime_equals_torch_at_batch_1_and_32(artifacts, gid):
+    manifest = verify(artifacts)
+    assert manifest["generators"][gid]["kind"] == KINDS[gid]
+    windows = np.load(artifacts / "calibration.npy")[:32]
+    ort = get_predictor("onnxruntime", artifacts, gid)
+    pt = get_predictor("torch", artifacts, gid)
+    for batch in (windows[:1], windows[:32]):
+        for a, b in zip(ort.predict(batch), pt.predict(batch), strict=True):
+            assert a.shape == b.shape and a.shape[0] == len(batch)
+            assert float(np.max(np.abs(a - b))) <= 1e-4
+    reg, cls = ort.predict(windows)
+    assert reg.shape == (32, 1) and cls.shape == (32, 3) and reg.dtype == np.float32
+    assert float(np.abs(reg).max()) < 0.5   # next-day returns, not the standardised target
+
+
+def test_onnx_graph_has_the_documented_interface(artifacts):
+    model = onnx.load(str(artifacts / "model_G1.onnx"))
+    assert model.opset_import[0].version == 17
+    inp = model.graph.input[0]
+    assert inp.name == "input"
+    dims = inp.type.tensor_type.shape.dim
+    assert dims[0].dim_param == "batch" and [d.dim_value for d in dims[1:]] == [60, len(MODEL_INPUTS)]
+    assert [o.name for o in model.graph.output] == ["output_reg", "output_cls"]
+
+
+def test_scaler_and_routing_travel_with_the_models(artifacts, tiny_run):
+    shipped = Scaler.load(artifacts / "scaler_params.json")
+    trained = load_scaler(tiny_run)
+    assert shipped.inputs == trained.inputs == MODEL_INPUTS
+    np.testing.assert_array_equal(shipped.x_scale, trained.x_scale)
+    routing = json.loads((artifacts / "routing.json").read_text())
+    run_manifest = read_run_manifest(tiny_run)
+    assert routing["source"] == "validation"
+    assert routing["default"]["generator"] == run_manifest["best_generator"]
+    assert set(routing["symbols"]) == set(run_manifest["symbols"])
+    manifest = verify(artifacts)
+    assert manifest["opset"] == 17 and manifest["data_hash"] == run_manifest["data"]["content_hash"]
+    assert set(manifest["files"]) >= {"model_G1.onnx", "routing.json", "scaler_params.json", "calibration.npy"}
+
+
+def test_routing_follows_the_backtest_when_there_is_one(tiny_run, sample_store, tmp_path):
+    from heqis.backtest.run import backtest_run
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    backtest_run(run, sample_store.root)
+    result = onnx_export.export_run(run, ["G1", "G2", "G3", "G4"], out=tmp_path / "out")
+    best = {r["symbol"]: (r["generator"], r["mode"]) for r in
+            __import__("pandas").read_csv(run / "backtest" / "best_metrics.csv").to_dict("records")}
+    routes = result.routing["symbols"]
+    assert result.routing["source"].startswith("backtest")
+    assert all((routes[s]["generator"], routes[s]["mode"]) == best[s] for s in best)
+
+
+def test_tampered_or_missing_artifacts_are_refused(artifacts, tmp_path):
+    copy = tmp_path / "a"
+    shutil.copytree(artifacts, copy)
+    data = bytearray((copy / "model_G1.onnx").read_bytes())
+    data[-10] ^= 0xFF
+    (copy / "model_G1.onnx").write_bytes(bytes(data))
+    with pytest.raises(HeqisError, match=r"model_G1\.onnx: sha256 does not match"):
+        get_predictor("onnxruntime", copy, "G1")
+    (copy / "scaler_params.json").unlink()
+    with pytest.raises(HeqisError, match="artifact missing"):
+        get_predictor("onnxruntime", copy, "G2")
+    with pytest.raises(HeqisError, match="G9 is not in this artifact set"):
+        get_predictor("onnxruntime", artifacts, "G9")
+
+
+@pytest.mark.parametrize(("backend", "hint"), [("tensorrt", "JetPack"), ("rknn", "rknn-toolkit-lite2")])
+def test_missing_backend_library_says_what_to_install_where(artifacts, backend, hint):
+    pytest.importorskip("numpy")
+    try:
+        get_predictor(backend, artifacts, "G1")
+    except HeqisError as exc:
+        assert "not available here" in exc.message and hint in (exc.hint or "")
+    else:  # pragma: no cover - only on a Jetson / the board
+        pytest.skip(f"{backend} is installed here")
+
+
+def test_a_failed_parity_check_writes_nothing(tiny_run, tmp_path, monkeypatch):
+    monkeypatch.setattr(onnx_export, "PARITY_TOL", 0.0)
+    with pytest.raises(HeqisError, match="differs from torch"):
+        onnx_export.export_run(tiny_run, ["G1"], out=tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out")]
+
+
+def test_wrong_window_shape_is_a_clear_error(artifacts):
+    with pytest.raises(HeqisError, match=r"do not fit the model"):
+        get_predictor("onnxruntime", artifacts, "G1").predict(np.zeros((1, 30, 24), np.float32))
