@@ -112,3 +112,26 @@ def test_a_failed_parity_check_writes_nothing(tiny_run, tmp_path, monkeypatch):
 def test_wrong_window_shape_is_a_clear_error(artifacts):
     with pytest.raises(HeqisError, match=r"do not fit the model"):
         get_predictor("onnxruntime", artifacts, "G1").predict(np.zeros((1, 30, 24), np.float32))
+
+
+def test_export_convert_and_bench_cli(tiny_run, artifacts, isolated, tmp_path):
+    from tests.test_cli import assert_one_line_error, run
+
+    proc = run("export", str(tiny_run), "-g", "G1", "-g", "G3", "--out", str(tmp_path / "dep"), "--json", cwd=isolated)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert set(result["generators"]) == {"G1", "G3"}
+    assert all(g["max_abs_diff"]["batch32"] <= 1e-4 for g in result["generators"].values())
+    dry = run("convert", "--to", "tensorrt", "-a", str(tmp_path / "dep"), "--dry-run", cwd=isolated)
+    assert dry.returncode == 0 and "trtexec --onnx=" in dry.stdout and "--fp16" in dry.stdout
+    assert_one_line_error(run("convert", "--to", "tensorrt", "-a", str(tmp_path / "dep"), cwd=isolated), 1,
+                          "TensorRT is not available on this machine")
+    assert run("convert", "--to", "coreml", cwd=isolated).returncode == 2
+    bench = run("bench", "backends", "-a", str(artifacts), "-g", "G1", "--calls", "20", "--json", cwd=isolated)
+    assert bench.returncode == 0, bench.stderr
+    report = json.loads(bench.stdout)
+    backends = {r["backend"] for r in report["rows"]}
+    assert {"onnxruntime", "torch"} <= backends and "tensorrt" in report["unavailable"]
+    assert all(r["p50_ms"] > 0 and r["max_abs_diff_vs_onnxruntime"] <= 1e-4 for r in report["rows"])
+    assert_one_line_error(run("bench", "backends", "-a", str(tmp_path / "nothing"), cwd=isolated), 1,
+                          "no artifact set here")
