@@ -564,6 +564,15 @@ def demo(
                  "`heqis convert --to rknn -a heqis-demo/deploy_output`.[/]")
 
 
+def _register_runtime() -> None:
+    from heqis.cli_runtime import register
+
+    register(app)
+
+
+_register_runtime()
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

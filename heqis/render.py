@@ -162,3 +162,32 @@ def render_bench(console: Console, result: dict) -> None:
     console.print(grid)
     for name, why in result["unavailable"].items():
         console.print(f"[dim]{name}: unavailable — {why}[/]", soft_wrap=True)
+
+
+def render_status(console: Console, doc: dict) -> None:
+    """The fleet: one row per process."""
+    grid = table(console, f"HEQIS fleet · {doc['fleet']}")
+    for col, just in (("node", "left"), ("role", "left"), ("pid", "right"), ("alive", "left"), ("hb age", "right"),
+                      ("sent", "right"), ("answered", "right"), ("signals", "right"), ("restarts", "right")):
+        grid.add_column(col, justify=just, no_wrap=True)  # type: ignore[arg-type]
+    for n in doc["nodes"]:
+        c = n.get("counters", {})
+        age = n.get("heartbeat_age_s")
+        grid.add_row(n["name"], n["role"], str(n.get("pid") or "—"), "[green]yes[/]" if n["alive"] else "[red]no[/]",
+                     f"{age:.1f}s" if age is not None else "—", str(c.get("sent", "—")),
+                     str(c.get("answered", c.get("stored", "—"))), str(c.get("signals", "—")),
+                     str(c.get("restarts", "—")))
+    console.print(grid)
+
+
+def render_runtime_bench(console: Console, r: dict) -> None:
+    lat = r["latency"]
+    console.print(f"[bold]end to end[/] at {lat['rate']:.0f} windows/s for {lat['seconds']:.0f} s: "
+                  f"p50 {lat['p50_us']:.0f} µs · p99 {lat['p99_us']:.0f} µs · max {lat['max_us']:.0f} µs · "
+                  f"{lat['received']}/{lat['sent']} answered")
+    pp = r["pingpong"]
+    console.print(f"[bold]raw pyzmq ping-pong[/] ({pp['bytes']} B): p50 {pp['p50_us']:.0f} µs · "
+                  f"brain preprocess+inference p50 {r['brain_p50_us']:.0f} µs")
+    console.print(f"round trip / (ping-pong + brain work) = [bold]{r['overhead_ratio']:.2f}×[/] (goal ≤ 1.5×)")
+    for row in r["throughput"]:
+        console.print(f"{row['brains']} brain(s): max zero-loss throughput {row['windows_per_s']:,.0f} windows/s")

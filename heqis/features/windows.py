@@ -52,6 +52,20 @@ def scale_free(windows: np.ndarray, inputs: tuple[str, ...] = MODEL_INPUTS) -> n
     return x
 
 
+def inputs_from_arrays(open_: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.ndarray, vol: np.ndarray,
+                       turnover: np.ndarray) -> np.ndarray:
+    """[n, F] model inputs (MODEL_INPUTS order) from raw bar arrays, without pandas: the live brain's
+    path to the same numbers ``add_features`` + ``input_matrix`` give in research."""
+    from heqis.features.compute import feature_arrays
+
+    feats = feature_arrays(high, low, close, vol, turnover)
+    cols = {"open": open_, "high": high, "low": low, "close": close, **feats}
+    values = np.column_stack([np.asarray(cols[c], dtype=np.float64) for c in MODEL_INPUTS])
+    t = MODEL_INPUTS.index("turnover")
+    values[:, t] = np.nan_to_num(values[:, t], nan=0.0)
+    return values
+
+
 def input_matrix(bars: pd.DataFrame, inputs: tuple[str, ...] = MODEL_INPUTS) -> np.ndarray:
     """[n, F] float64 of the model inputs; unknown turnover (indices, funds) counts as 0."""
     values = bars.loc[:, list(inputs)].to_numpy(dtype=np.float64, copy=True)

@@ -1,0 +1,173 @@
+"""The brain (Jetson role): PULL windows, features + scaler + inference, PUSH signals back.
+
+Sockets as DESIGN.md §8: the brain *binds* PULL on ``port`` (windows, heartbeats, control in) and
+PUSH on ``port + 1`` (signals and heartbeat replies out); the gateway connects to both. Stateless:
+every request carries the raw bars it needs, so a restarted brain answers at once. Each loop turn
+drains what is waiting, groups the windows by the generator ``routing.json`` assigns their symbol,
+and runs each group as one batch; every signal reports its own queue, preprocess and inference
+time (the brain's clock), and echoes the gateway's send stamp so latency is measured on one clock.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zmq
+
+from heqis import __version__
+from heqis.backends import get_predictor
+from heqis.backtest.signals import to_signals
+from heqis.export.artifacts import verify
+from heqis.features.windows import Scaler
+from heqis.runtime.bars import model_input
+from heqis.runtime.protocol import Decoder, Message, encode
+from heqis.runtime.security import KeyConfig, server_socket_security
+
+log = logging.getLogger(__name__)
+MAX_DRAIN = 256
+
+
+@dataclass
+class BrainConfig:
+    port: int = 5555
+    artifacts: Path = Path("deploy_output")
+    backend: str = "onnxruntime"
+    bind: str = "127.0.0.1"
+    name: str = "brain"
+    keys: KeyConfig | None = None
+    threads: int | None = None
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return z / z.sum(axis=1, keepdims=True)
+
+
+class Brain:
+    def __init__(self, cfg: BrainConfig) -> None:
+        self.cfg = cfg
+        self.manifest = verify(cfg.artifacts)
+        self.scaler = Scaler.load(Path(cfg.artifacts) / "scaler_params.json")
+        self.routing = json.loads((Path(cfg.artifacts) / "routing.json").read_text())
+        options: dict[str, Any] = {"threads": cfg.threads} if cfg.backend in ("onnxruntime", "torch") and \
+            cfg.threads else {}
+        self.predictors = {gid: get_predictor(cfg.backend, cfg.artifacts, gid, **options)
+                           for gid in self.manifest["generators"]}
+        self.artifacts_sha = self.manifest["files"].get(f"model_{next(iter(self.predictors))}.onnx", "")[:16]
+        self.counters = {"windows": 0, "signals": 0, "heartbeats": 0, "bad_windows": 0, "malformed": 0,
+                         "batches": 0}
+        self.last_gateway_hb = 0.0
+        self.decoder = Decoder(f"brain {cfg.name}")
+        self.ctx = zmq.Context.instance()
+        self.pull = self.ctx.socket(zmq.PULL)
+        self.push = self.ctx.socket(zmq.PUSH)
+        for sock in (self.pull, self.push):
+            sock.setsockopt(zmq.LINGER, 0)
+            server_socket_security(sock, cfg.keys, self.ctx)
+        self.pull.bind(f"tcp://{cfg.bind}:{cfg.port}")
+        self.push.bind(f"tcp://{cfg.bind}:{cfg.port + 1}")
+        self.running = True
+        self._warm_up()
+
+    def _warm_up(self) -> None:
+        """Compile the feature code and initialise every model before the first real request."""
+        dummy = np.zeros((1, self.scaler.window, len(self.scaler.inputs)), np.float32)
+        for p in self.predictors.values():
+            p.predict(dummy)
+        from heqis.runtime.bars import WINDOW_COLUMNS
+
+        model_input(np.ones((self.scaler.window + 5, len(WINDOW_COLUMNS)), np.float32), self.scaler)
+
+    def route(self, symbol: str) -> dict[str, Any]:
+        return self.routing["symbols"].get(symbol) or self.routing["default"]
+
+    def status(self) -> dict[str, Any]:
+        return {"name": self.cfg.name, "pid": os.getpid(), "version": __version__, "backend": self.cfg.backend,
+                "artifacts_sha256": self.artifacts_sha, "counters": dict(self.counters),
+                "rejected": dict(self.decoder.rejected)}
+
+    # ------------------------------------------------------------------------------------------
+    def run(self) -> None:
+        poller = zmq.Poller()
+        poller.register(self.pull, zmq.POLLIN)
+        while self.running:
+            if not poller.poll(100):
+                continue
+            batch: list[tuple[Message, int]] = []
+            for _ in range(MAX_DRAIN):
+                try:
+                    frames = self.pull.recv_multipart(zmq.NOBLOCK, copy=True)
+                except zmq.Again:
+                    break
+                msg = self.decoder(frames)
+                if msg is None:
+                    self.counters["malformed"] += 1
+                    continue
+                arrived = time.monotonic_ns()
+                if msg.kind == "window":
+                    batch.append((msg, arrived))
+                elif msg.kind == "heartbeat":
+                    self.counters["heartbeats"] += 1
+                    self.last_gateway_hb = time.monotonic()
+                    self.push.send_multipart(encode("heartbeat", msg.seq, extra=self.status(), sent_ns=msg.sent_ns))
+                elif msg.kind == "control" and msg.extra.get("cmd") == "stop":
+                    self.running = False
+            if batch:
+                self._answer(batch)
+        self.close()
+
+    def _answer(self, batch: list[tuple[Message, int]]) -> None:
+        groups: dict[str, list[tuple[Message, int, np.ndarray]]] = {}
+        t_pre = time.monotonic_ns()
+        for msg, arrived in batch:
+            self.counters["windows"] += 1
+            x = model_input(msg.data, self.scaler) if msg.data is not None else None
+            if x is None:
+                self.counters["bad_windows"] += 1
+                self.push.send_multipart(encode("signal", msg.seq, msg.symbol, msg.bar_time, None,
+                                                {"error": "window has too few bars or invalid values",
+                                                 "brain": self.cfg.name}, sent_ns=msg.sent_ns))
+                continue
+            groups.setdefault(self.route(msg.symbol)["generator"], []).append((msg, arrived, x))
+        pre_us = (time.monotonic_ns() - t_pre) / 1e3 / max(1, len(batch))
+        for gid, items in groups.items():
+            t_inf = time.monotonic_ns()
+            reg, cls = self.predictors[gid].predict(np.stack([x for _, _, x in items]))
+            inf_us = (time.monotonic_ns() - t_inf) / 1e3 / len(items)
+            probs = softmax(cls.astype(np.float64))
+            self.counters["batches"] += 1
+            for i, (msg, arrived, _) in enumerate(items):
+                route = self.route(msg.symbol)
+                action = int(to_signals(reg[i:i + 1, 0], cls[i:i + 1], route["mode"], route["threshold"])[0])
+                payload = np.array([reg[i, 0], *probs[i], action], dtype=np.float32)
+                extra = {"model": gid, "mode": route["mode"], "action": action, "brain": self.cfg.name,
+                         "queue_us": round((t_pre - arrived) / 1e3, 1), "pre_us": round(pre_us, 1),
+                         "inf_us": round(inf_us, 1)}
+                self.push.send_multipart(encode("signal", msg.seq, msg.symbol, msg.bar_time, payload, extra,
+                                                sent_ns=msg.sent_ns))
+                self.counters["signals"] += 1
+
+    def stop(self, *_: Any) -> None:
+        self.running = False
+
+    def close(self) -> None:
+        for sock in (self.pull, self.push):
+            sock.close(linger=0)
+
+
+def run_brain(cfg: BrainConfig) -> None:
+    """Run until SIGTERM / SIGINT / a stop command (the ``heqis brain`` process)."""
+    brain = Brain(cfg)
+    signal.signal(signal.SIGTERM, brain.stop)
+    signal.signal(signal.SIGINT, brain.stop)
+    log.warning("brain %s ready on tcp://%s:%d (+1), backend %s, %d models", cfg.name, cfg.bind, cfg.port,
+                cfg.backend, len(brain.predictors))
+    brain.run()
