@@ -525,17 +525,21 @@ def bench_backends_cmd(
 @app.command(rich_help_panel="Getting started")
 def demo(
     ctx: typer.Context,
-    root: Annotated[Path, typer.Option("--dir", help="Folder of the demo's data store and run.")] =
+    root: Annotated[Path, typer.Option("--dir", help="Folder of the demo's data store, run and artifacts.")] =
         Path("heqis-demo"),
+    fleet: Annotated[bool, typer.Option(help="End by starting the local fleet (gateway + 2 brains) replaying "
+                                        "the sample data; `heqis down` stops it.")] = True,
+    watch: Annotated[float, typer.Option(help="Seconds of live fleet counters to print.")] = 6.0,
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Run the whole chain on the bundled synthetic sample data and show the result.
 
-    Today: data (sample) → train (tiny preset) → backtest → export. The local fleet and the console join
-    as they land. Headless (no TTY) it prints a summary and exits 0.
+    Today: data (sample) → train (tiny preset) → backtest → export → local fleet (gateway + brains,
+    replaying the sample data). The console joins in the last step. Headless (no TTY) it prints a
+    summary and exits 0; the fleet keeps running for `heqis status` until `heqis down`.
     """
     from heqis.config import load_settings
-    from heqis.demo import run_demo
+    from heqis.demo import run_demo, start_fleet
 
     def plain(report: Any, trainer: Any) -> None:
         if not json_out:
@@ -546,10 +550,17 @@ def demo(
         with progress_bar(_progress_enabled(json_out), "demo: data") as update:
             result = run_demo(root, settings, progress=update, on_epoch=plain,
                               log=lambda line: None if json_out else err.print(f"[dim]{escape(line)}[/]"))
+        status = start_fleet(root) if fleet else None
     if json_out:
-        emit_json(result.to_dict())
+        emit_json({**result.to_dict(), "fleet": status})
         return
-    from heqis.render import render_backtest_result, render_data_result, render_export_result, render_train_result
+    from heqis.render import (
+        render_backtest_result,
+        render_data_result,
+        render_export_result,
+        render_status,
+        render_train_result,
+    )
 
     stdout.rule("[bold]HEQIS demo[/] · step 1/7: data")
     render_data_result(stdout, result.data)
@@ -559,9 +570,28 @@ def demo(
     render_backtest_result(stdout, result.backtest)
     stdout.rule("[bold]HEQIS demo[/] · step 4/7: export")
     render_export_result(stdout, result.export)
-    stdout.print("\n[dim]next steps (local fleet → console) join `make demo` as they land; try "
-                 "`heqis bench backends -a heqis-demo/deploy_output` and, after `make rknn-env`, "
-                 "`heqis convert --to rknn -a heqis-demo/deploy_output`.[/]")
+    if status is not None:
+        import time
+
+        from heqis.runtime.local_fleet import STATE_FILE, control, read_state
+
+        stdout.rule("[bold]HEQIS demo[/] · step 5/7: local fleet (gateway + 2 brains, replaying 2024-H2)")
+        render_status(stdout, status)
+        address = read_state(STATE_FILE)["control"]
+        for _ in range(max(1, int(watch))):
+            time.sleep(1.0)
+            t = control(address, {"cmd": "telemetry"}, 2.0)
+            if t is None:
+                break
+            gw = t["nodes"][0]["counters"]
+            lat = t["latency"]
+            stdout.print(f"signals {gw.get('signals', 0):>5} · queue {t['queue_depth']:>3} · in flight "
+                         f"{gw.get('in_flight', 0):>2} · drops {t['drops']} · p50 {lat['p50_us'] or 0:>5.0f} µs · "
+                         f"p99 {lat['p99_us'] or 0:>5.0f} µs · {lat['throughput_per_s']:>5.1f}/s")
+        stdout.print("[dim]the fleet keeps running: `heqis status` shows it, `heqis down` stops it[/]")
+    stdout.print("\n[dim]next steps (SSH fleet, console) join `make demo` as they land; try "
+                 "`heqis bench backends -a heqis-demo/deploy_output` or `heqis bench runtime -a "
+                 "heqis-demo/deploy_output -d heqis-demo/data`.[/]")
 
 
 def _register_runtime() -> None:

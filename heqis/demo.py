@@ -1,9 +1,10 @@
 """``heqis demo``: the whole chain on the bundled synthetic data, as far as it has landed.
 
 Steps today: data (sample source) → train (tiny preset) → backtest (chosen on select, reported on
-test) → export (ONNX, checked against torch) into ``heqis-demo/deploy_output``. A run from an
-earlier demo on the same data is reused, so a second ``make demo`` is quick; anything else in the
-demo folder is rebuilt.
+test) → export (ONNX, checked against torch) into ``heqis-demo/deploy_output`` → a local fleet
+(gateway + brain processes, ``heqis up --local``) replaying the sample data. A run from an earlier
+demo on the same data is reused, so a second ``make demo`` is quick; anything else in the demo
+folder is rebuilt, and a fleet left by an earlier demo is stopped first.
 """
 
 from __future__ import annotations
@@ -40,6 +41,16 @@ def _reusable(run_dir: Path, content_hash: str) -> dict[str, Any] | None:
     ok = manifest.get("status") in ("complete", "early_stopped") and \
         manifest.get("data", {}).get("content_hash") == content_hash
     return manifest if ok else None
+
+
+def start_fleet(root: Path, brains: int = 2, rate: float = 40.0, start: str = "2024-07-01") -> dict[str, Any]:
+    """The local fleet on the demo's artifacts (stopping one an earlier demo left running)."""
+    from heqis.runtime.local_fleet import STATE_FILE, LocalFleetRequest, down_local, up_local
+
+    if STATE_FILE.exists():
+        down_local(STATE_FILE)
+    return up_local(LocalFleetRequest(artifacts=root / "deploy_output", data_dir=root / "data", brains=brains,
+                                      rate=rate, start=start))
 
 
 def run_demo(root: Path, settings: Settings, progress: Callable[[str, int, int], None] | None = None,

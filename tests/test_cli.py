@@ -61,11 +61,29 @@ def test_data_table_output_says_synthetic(isolated):
     assert "SYNTHETIC sample data" in proc.stdout and "600519.SH" in proc.stdout
 
 
-def test_demo_headless_prints_summary(isolated):
-    proc = run("demo", cwd=isolated)
-    assert proc.returncode == 0, proc.stderr
-    assert "HEQIS demo" in proc.stdout and "SYNTHETIC" in proc.stdout
-    assert (isolated / "heqis-demo" / "data" / "manifest.json").exists()
+def test_demo_headless_prints_summary_and_leaves_a_fleet_for_status(isolated):
+    proc = run("demo", "--watch", "2", cwd=isolated)
+    try:
+        assert proc.returncode == 0, proc.stderr
+        for step in ("step 1/7: data", "step 2/7: train", "step 3/7: backtest", "step 4/7: export",
+                     "step 5/7: local fleet"):
+            assert step in proc.stdout, step
+        assert "SYNTHETIC" in proc.stdout
+        assert (isolated / "heqis-demo" / "deploy_output" / "manifest.json").exists()
+        status = run("status", "--json", cwd=isolated)
+        assert status.returncode == 0, status.stderr
+        doc = json.loads(status.stdout)
+        assert doc["fleet"] == "local" and [n["role"] for n in doc["nodes"]] == ["gateway", "brain", "brain"]
+        for node in doc["nodes"]:
+            assert {"name", "role", "host", "pid", "alive", "heartbeat_age_s", "version", "artifacts_sha256",
+                    "counters"} <= set(node)
+            assert node["alive"] is True
+        assert doc["nodes"][0]["counters"]["signals"] > 0
+    finally:
+        down = run("down", "--json", cwd=isolated)
+    assert down.returncode == 0 and all(r["stopped"] for r in json.loads(down.stdout)["stopped"])
+    assert_one_line_error(run("up", "--local", "-a", "nowhere", cwd=isolated), 1, "no artifact set here")
+    assert run("up", cwd=isolated).returncode == 2     # only --local exists yet
 
 
 def test_usage_errors_exit_2(isolated):

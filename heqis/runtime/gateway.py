@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import os
 import shlex
 import signal
@@ -162,8 +163,13 @@ class Gateway:
                     if self.ring.push(Request(self.seq, bar)) is not None:
                         self.counters["dropped"] += 1
                 self._dispatch()
-            busy = bool(self.ring) or any(b.in_flight for b in self.brains)
-            for sock, _ in poller.poll(1 if busy else 20):
+            # sleep until a reply arrives, the next bar is due, or 20 ms pass; never spin: the brains
+            # share the cores (a back-pressured source waits for replies to make room)
+            due = self.source.next_due()
+            if due is not None and due <= 0 and (self.ring.free == 0 or self.paused):
+                due = None
+            wait_ms = 20 if due is None else min(20, math.ceil(due * 1e3))
+            for sock, _ in poller.poll(wait_ms):
                 if sock is self.rep:
                     self._control()
                 else:

@@ -105,6 +105,14 @@ class ReplaySource:
     def done(self) -> bool:
         return not self.events
 
+    def next_due(self) -> float | None:
+        """Seconds until the next bar is due: 0 at rate 0 (whenever the ring buffer has room), None when done."""
+        if not self.events:
+            return None
+        if self.rate <= 0:
+            return 0.0
+        return max(0.0, (self.emitted + 1) / self.rate - (time.monotonic() - self.t0))
+
     def poll(self, room: int) -> list[Bar]:
         """Bars due now: at ``rate`` per second, or — rate 0 — as many as the ring buffer has ``room`` for."""
         due = len(self.events) if self.rate <= 0 else int((time.monotonic() - self.t0) * self.rate) - self.emitted
@@ -142,6 +150,9 @@ class TushareSource:
                 log.warning("tushare source: no stored history for %s (%s)", sym, exc)
         self.watermark = max(self.hist.last_time.values(), default=-1)
         self.done = False
+
+    def next_due(self) -> float | None:
+        return max(0.0, self.next_poll - time.monotonic())
 
     def poll(self, room: int) -> list[Bar]:
         now = time.monotonic()
@@ -226,6 +237,9 @@ class ModbusSource:
         self.watermark = -1
         self.done = False
 
+    def next_due(self) -> float | None:
+        return max(0.0, self.next_poll - time.monotonic())
+
     def poll(self, room: int) -> list[Bar]:
         now = time.monotonic()
         if now < self.next_poll:
@@ -291,3 +305,8 @@ class Aligner:
     @property
     def done(self) -> bool:
         return all(s.done for s in self.sources) and not self.heap
+
+    def next_due(self) -> float | None:
+        """Seconds until some source has a bar due (None when none is scheduled)."""
+        dues = [d for d in (s.next_due() for s in self.sources) if d is not None]
+        return min(dues) if dues else None
