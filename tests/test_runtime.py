@@ -292,3 +292,46 @@ def test_curve_admits_only_allow_listed_clients(artifacts, tmp_path):
         assert ask(stranger, "gateway") is False
     finally:
         brain.kill()
+
+
+def test_telemetry_on_pub_and_websocket_and_control(sample_store, artifacts, tmp_path):
+    import json as _json
+
+    from websockets.sync.client import connect
+
+    from heqis.runtime.local_fleet import control
+    from tests.runtime_helpers import subscribe
+
+    base = free_ports(8)
+    brain = start_brain(artifacts, base + 4, log=tmp_path / "brain.log")
+    try:
+        src = ReplaySource(sample_store.root, SYMBOLS, 560, date(2024, 12, 2), rate=20.0, min_bars=130)
+        cfg = gateway_config(base, [BrainTarget("brain-1", "127.0.0.1", base + 4)], tmp_path / "s.db")
+        cfg.ws_port = base + 2
+        sub = subscribe(f"tcp://127.0.0.1:{base}")
+        gw = GatewayThread(cfg, Aligner([src]))
+        try:
+            topics: dict[bytes, dict] = {}
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and not {b"telemetry", b"signal"} <= set(topics):
+                if sub.poll(200):
+                    topic, body = sub.recv_multipart()
+                    topics[topic] = _json.loads(body)
+            assert {b"telemetry", b"signal"} <= set(topics)
+            tel = topics[b"telemetry"]
+            assert {"fleet", "nodes", "latency", "queue_depth", "drops", "cpu_percent", "memory_mb"} <= set(tel)
+            sig = topics[b"signal"]
+            assert sig["symbol"] in SYMBOLS and sig["model"].startswith("G") and sig["latency_us"] > 0
+            with connect(f"ws://127.0.0.1:{base + 2}", open_timeout=5) as ws:
+                doc = _json.loads(ws.recv(timeout=5))
+                assert doc["topic"] in ("telemetry", "signal", "alert")
+            address = f"tcp://127.0.0.1:{base + 1}"
+            assert control(address, {"cmd": "pause"})["paused"] is True
+            assert control(address, {"cmd": "resume"})["paused"] is False
+            assert control(address, {"cmd": "nope"})["ok"] is False
+            assert control(address, {"cmd": "reset", "brain": "ghost"})["ok"] is False
+        finally:
+            gw.stop()
+            sub.close(0)
+    finally:
+        brain.kill()

@@ -66,6 +66,7 @@ class WebSocketFeed:
         self.clients: set[Any] = set()
         self.tasks: set[asyncio.Future[None]] = set()   # keep references until each send finishes
         self.loop: asyncio.AbstractEventLoop | None = None
+        self.stopped: asyncio.Future[None]
         self.ready = threading.Event()
         self.thread = threading.Thread(target=self._run, name="heqis-websocket", daemon=True)
         self.error: str | None = None
@@ -83,17 +84,18 @@ class WebSocketFeed:
                 self.clients.discard(ws)
 
         async def main() -> None:
+            self.stopped = asyncio.get_running_loop().create_future()
             try:
-                async with serve(handler, self.host, self.port) as server:
+                async with serve(handler, self.host, self.port):
                     self.ready.set()
-                    await server.serve_forever()
+                    await self.stopped          # leaving the block closes the server cleanly
             except OSError as exc:
                 self.error = str(exc)
                 self.ready.set()
 
         self.loop = asyncio.new_event_loop()
-        with contextlib.suppress(RuntimeError):
-            self.loop.run_until_complete(main())
+        self.loop.run_until_complete(main())
+        self.loop.close()
 
     def broadcast(self, document: dict[str, Any]) -> None:
         if not self.clients or self.loop is None:
@@ -114,5 +116,7 @@ class WebSocketFeed:
             await ws.send(text)
 
     def close(self) -> None:
-        if self.loop is not None:
-            self.loop.call_soon_threadsafe(self.loop.stop)
+        if self.loop is not None and not self.loop.is_closed() and self.error is None:
+            with contextlib.suppress(RuntimeError):   # the loop may be closing already
+                self.loop.call_soon_threadsafe(lambda: self.stopped.done() or self.stopped.set_result(None))
+            self.thread.join(2)
