@@ -15,10 +15,10 @@ $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "HEQIS needs Python >= 3.10"'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade "pip>=24"
-	$(PIP) install --quiet -c constraints.txt -e '.[dev]'
+	$(PIP) install --quiet -c constraints.txt -e '.[research,dev]'
 	@touch $@
 
-install: $(STAMP)  ## create .venv and install heqis with its dev extras
+install: $(STAMP)  ## create .venv and install heqis with its research and dev extras
 
 # rknn-toolkit2 pins old numpy/onnx/torch: it gets its own venv, driven by `heqis convert --to rknn`.
 # --no-deps first, then the pins it needs (its own torch<=2.4 pin would pull a multi-GB CUDA build).

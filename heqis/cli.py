@@ -37,6 +37,8 @@ app = typer.Typer(
 stdout = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
 log = logging.getLogger("heqis")
+# what the `research` extra brings; an edge install (brain, gateway) has none of it
+RESEARCH_MODULES = {"pandas", "pyarrow", "exchange_calendars", "tushare", "torch", "optuna", "onnx", "fabric"}
 
 
 @dataclass
@@ -79,6 +81,13 @@ def user_errors(ctx: typer.Context) -> Iterator[None]:
         raise typer.Exit(130) from None
     except (typer.Exit, typer.Abort):
         raise
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] not in RESEARCH_MODULES:
+            raise
+        err.print(f"[bold red]error:[/] this command needs the research install (module '{exc.name}' is missing)",
+                  soft_wrap=True)
+        err.print("[dim]hint: pip install 'heqis[research]' (edge hosts only run brain and gateway)[/]")
+        raise typer.Exit(1) from None
     except Exception as exc:
         if verbose:
             raise
@@ -530,6 +539,8 @@ def demo(
     fleet: Annotated[bool, typer.Option(help="End by starting the local fleet (gateway + 2 brains) replaying "
                                         "the sample data; `heqis down` stops it.")] = True,
     watch: Annotated[float, typer.Option(help="Seconds of live fleet counters to print.")] = 6.0,
+    base_port: Annotated[int | None, typer.Option(help="Take the fleet's ports from here on (default: 5555… for "
+                                                  "brains, 5560/5561/8765).")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Run the whole chain on the bundled synthetic sample data and show the result.
@@ -550,7 +561,7 @@ def demo(
         with progress_bar(_progress_enabled(json_out), "demo: data") as update:
             result = run_demo(root, settings, progress=update, on_epoch=plain,
                               log=lambda line: None if json_out else err.print(f"[dim]{escape(line)}[/]"))
-        status = start_fleet(root) if fleet else None
+        status = start_fleet(root, base_port=base_port) if fleet else None
     if json_out:
         emit_json({**result.to_dict(), "fleet": status})
         return

@@ -85,6 +85,8 @@ def gateway(
                                                      "bar time).")] = None,
     data_dir: Annotated[Path, typer.Option("--data-dir", "-d", help="Data store (replay, and history for live "
                                            "sources).")] = Path("heqis-data"),
+    replay_pack: Annotated[Path | None, typer.Option(help="Replay pack (.npz) instead of the data store: what "
+                                                     "edge hosts use.")] = None,
     artifacts: Annotated[Path, typer.Option("--artifacts", "-a", help="Artifact folder (its window size).")] =
         Path("deploy_output"),
     symbols: Annotated[str | None, typer.Option(help="Comma-separated ts_codes (default: every stored one).")]
@@ -132,17 +134,18 @@ def gateway(
         require_safe(bind, key_cfg, insecure, "telemetry and control")
         window = int(verify(artifacts)["window"])
         history = history_length(window)
-        from heqis.data.store import DataStore
+        from heqis.runtime.replay_pack import load_pack, store_arrays
 
-        store = DataStore(data_dir)
         syms = [s.strip().upper() for s in symbols.split(",")] if symbols else None
+        # bars for replay and the history live sources start from: a replay pack (edge hosts: numpy
+        # only) or the data store (research machines)
+        arrays = load_pack(replay_pack) if replay_pack else store_arrays(data_dir, syms)
+        if syms:
+            arrays = {k: v for k, v in arrays.items() if k in syms}
         built: list[Any] = []
         if "replay" in sources:
-            uni = store.read_universe()
-            kinds = dict(zip(uni["ts_code"], uni["kind"], strict=True))
-            replay_syms = syms or [s for s in store.symbols() if kinds.get(s) != "index"]
-            done = SignalStore(db).done(replay_syms) if db.exists() else set()
-            built.append(ReplaySource(data_dir, replay_syms, history, start.date() if start else None,
+            done = SignalStore(db).done(list(arrays)) if db.exists() else set()
+            built.append(ReplaySource(arrays, history, start.date() if start else None,
                                       end.date() if end else None, rate, done, limit, min_bars=2 * window + 10))
         if "tushare" in sources:
             from heqis.config import load_settings, read_token
@@ -151,7 +154,7 @@ def gateway(
             settings = load_settings()
             api = TushareApi(read_token(settings), url=settings.tushare_url,
                              calls_per_min=settings.tushare_calls_per_min)
-            built.append(TushareSource(api, data_dir, syms or store.symbols(), history, poll_interval))
+            built.append(TushareSource(api, arrays, syms or list(arrays), history, poll_interval))
         if "modbus" in sources:
             if not modbus or not modbus_map:
                 raise HeqisError("--source modbus needs --modbus HOST:PORT and at least one --modbus-map")
@@ -161,7 +164,7 @@ def gateway(
                 sym, _, addr = spec.partition("@")
                 address, _, unit = addr.partition("/")
                 maps.append(ModbusMap(sym.upper(), int(address), int(unit or 1)))
-            built.append(ModbusSource(host, int(mport), maps, history, data_dir, poll_interval))
+            built.append(ModbusSource(host, int(mport), maps, history, arrays, poll_interval))
         cfg = GatewayConfig(targets, db, fleet, bind, telemetry_port, control_port, ws_port, ring, max_in_flight,
                             keys=key_cfg, exit_when_done=exit_when_done, state_file=state_file)
         gw = run_gateway(cfg, Aligner(built))

@@ -43,14 +43,21 @@ def _reusable(run_dir: Path, content_hash: str) -> dict[str, Any] | None:
     return manifest if ok else None
 
 
-def start_fleet(root: Path, brains: int = 2, rate: float = 40.0, start: str = "2024-07-01") -> dict[str, Any]:
-    """The local fleet on the demo's artifacts (stopping one an earlier demo left running)."""
+def start_fleet(root: Path, brains: int = 2, rate: float = 40.0, start: str = "2024-07-01",
+                base_port: int | None = None) -> dict[str, Any]:
+    """The local fleet on the demo's artifacts (stopping one an earlier demo left running).
+
+    Default ports as DESIGN.md §8 (brains 5555…, telemetry 5560, control 5561, WebSocket 8765); with
+    ``base_port`` every port is taken from base_port … base_port + 2·brains + 2 instead."""
     from heqis.runtime.local_fleet import STATE_FILE, LocalFleetRequest, down_local, up_local
 
     if STATE_FILE.exists():
         down_local(STATE_FILE)
+    ports = {} if base_port is None else {
+        "base_port": base_port, "telemetry_port": base_port + 2 * brains, "control_port": base_port + 2 * brains + 1,
+        "ws_port": base_port + 2 * brains + 2}
     return up_local(LocalFleetRequest(artifacts=root / "deploy_output", data_dir=root / "data", brains=brains,
-                                      rate=rate, start=start))
+                                      rate=rate, start=start, **ports))
 
 
 def run_demo(root: Path, settings: Settings, progress: Callable[[str, int, int], None] | None = None,

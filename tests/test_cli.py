@@ -62,7 +62,9 @@ def test_data_table_output_says_synthetic(isolated):
 
 
 def test_demo_headless_prints_summary_and_leaves_a_fleet_for_status(isolated):
-    proc = run("demo", "--watch", "2", cwd=isolated)
+    from tests.runtime_helpers import free_ports
+
+    proc = run("demo", "--watch", "2", "--base-port", str(free_ports(8)), cwd=isolated)
     try:
         assert proc.returncode == 0, proc.stderr
         for step in ("step 1/7: data", "step 2/7: train", "step 3/7: backtest", "step 4/7: export",

@@ -17,6 +17,7 @@ from heqis.features.windows import Scaler, inference_windows
 from heqis.runtime.bars import WINDOW_COLUMNS, history_length, model_input
 from heqis.runtime.gateway import BrainTarget
 from heqis.runtime.protocol import Decoder, ProtocolError, decode, encode
+from heqis.runtime.replay_pack import load_pack, store_arrays, write_pack
 from heqis.runtime.ringbuffer import RingBuffer
 from heqis.runtime.signal_store import SignalStore
 from heqis.runtime.sources import (
@@ -102,7 +103,7 @@ def test_ring_buffer_counts_what_it_drops():
 
 def test_source_faster_than_brains_drops_are_counted_and_reported(sample_store, tmp_path):
     base = free_ports(4)
-    src = ReplaySource(sample_store.root, SYMBOLS, 600, date(2023, 1, 1), rate=2000.0, min_bars=130)
+    src = ReplaySource(store_arrays(sample_store.root, SYMBOLS), 600, date(2023, 1, 1), rate=2000.0, min_bars=130)
     gw = GatewayThread(gateway_config(base, [BrainTarget("ghost", "127.0.0.1", base + 2)], tmp_path / "s.db",
                                       ring=16), Aligner([src]))
     try:
@@ -132,7 +133,7 @@ def test_replay_n_bars_gives_exactly_n_signals_in_order(sample_store, artifacts,
     brain = start_brain(artifacts, base + 2, log=tmp_path / "brain.log")
     try:
         start = date(2024, 9, 2)
-        src = ReplaySource(sample_store.root, SYMBOLS, 560, start, min_bars=130)
+        src = ReplaySource(store_arrays(sample_store.root, SYMBOLS), 560, start, min_bars=130)
         gw = GatewayThread(gateway_config(base, [BrainTarget("brain-1", "127.0.0.1", base + 2)], tmp_path / "s.db",
                                           exit_when_done=True), Aligner([src]))
         gw.thread.join(90)
@@ -230,8 +231,8 @@ def test_modbus_registers_arrive_at_the_brain_as_bars(sample_store, artifacts, t
 
             plc = ModbusTcpClient("127.0.0.1", port=base + 5)
             assert plc.connect()
-            src = ModbusSource("127.0.0.1", base + 5, [ModbusMap("600519.SH", 0)], 560, sample_store.root,
-                               interval=0.05)
+            src = ModbusSource("127.0.0.1", base + 5, [ModbusMap("600519.SH", 0)], 560,
+                               store_arrays(sample_store.root, ["600519.SH"]), interval=0.05)
             gw = GatewayThread(gateway_config(base, [BrainTarget("brain-1", "127.0.0.1", base + 2)],
                                               tmp_path / "s.db"), Aligner([src]))
             try:
@@ -305,7 +306,7 @@ def test_telemetry_on_pub_and_websocket_and_control(sample_store, artifacts, tmp
     base = free_ports(8)
     brain = start_brain(artifacts, base + 4, log=tmp_path / "brain.log")
     try:
-        src = ReplaySource(sample_store.root, SYMBOLS, 560, date(2024, 12, 2), rate=20.0, min_bars=130)
+        src = ReplaySource(store_arrays(sample_store.root, SYMBOLS), 560, date(2024, 12, 2), rate=20.0, min_bars=130)
         cfg = gateway_config(base, [BrainTarget("brain-1", "127.0.0.1", base + 4)], tmp_path / "s.db")
         cfg.ws_port = base + 2
         sub = subscribe(f"tcp://127.0.0.1:{base}")
@@ -335,3 +336,19 @@ def test_telemetry_on_pub_and_websocket_and_control(sample_store, artifacts, tmp
             sub.close(0)
     finally:
         brain.kill()
+
+
+def test_replay_pack_round_trip_needs_numpy_only(sample_store, tmp_path):
+    import subprocess
+    import sys
+
+    arrays = store_arrays(sample_store.root)
+    assert "000300.SH" not in arrays and set(SYMBOLS) <= set(arrays)      # indices are not replayed
+    path = write_pack(arrays, tmp_path / "replay.npz")
+    again = load_pack(path)
+    for sym, (t, v) in arrays.items():
+        np.testing.assert_array_equal(again[sym][0], t)
+        np.testing.assert_array_equal(again[sym][1], v)
+    code = (f"import sys; from heqis.runtime.replay_pack import load_pack; load_pack({str(path)!r}); "
+            "print([m for m in ('pandas', 'pyarrow', 'torch') if m in sys.modules])")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "[]"

@@ -27,7 +27,7 @@ class TorchPredictor(Predictor):
 
     def load(self, artifact_dir: Path, generator: str) -> None:
         from heqis.export.onnx_export import ExportModule
-        from heqis.features.windows import Scaler
+        from heqis.features.transform import Scaler
         from heqis.train.run import load_generator_file
 
         path = self._open(artifact_dir, generator, "torch")

@@ -27,8 +27,9 @@ from heqis.backtest.engine import SymbolRun, run_symbol, symbol_inputs
 from heqis.backtest.metrics import METRIC_NAMES, compute_metrics, max_drawdown
 from heqis.backtest.rules import MarketRules
 from heqis.backtest.signals import MODES, Predictions, align, predict, read_signal_file
-from heqis.data.store import DataStore, atomic_write_bytes, atomic_write_parquet
+from heqis.data.store import DataStore, atomic_write_parquet
 from heqis.errors import HeqisError
+from heqis.fileio import atomic_write_bytes
 
 BENCHMARK = "000300.SH"
 SCORES = ("sharpe", "total_return", "calmar", "excess_return")

@@ -14,20 +14,13 @@ import numpy as np
 import pandas as pd
 import torch
 
+from heqis.actions import MODES, to_signals
 from heqis.data.store import DataStore
 from heqis.errors import HeqisError
-from heqis.features.windows import Scaler, inference_windows
+from heqis.features.transform import Scaler
+from heqis.features.windows import inference_windows
 
-MODES = ("cls", "reg")
-CLASS_TO_SIGNAL = np.array([-1, 0, 1], dtype=np.int64)
-
-
-def to_signals(reg_return: np.ndarray, cls_logits: np.ndarray, mode: str, threshold: float) -> np.ndarray:
-    if mode == "cls":
-        return CLASS_TO_SIGNAL[np.argmax(cls_logits, axis=1)]
-    if mode == "reg":
-        return np.where(reg_return > threshold, 1, np.where(reg_return < -threshold, -1, 0)).astype(np.int64)
-    raise HeqisError(f"unknown signal mode '{mode}'", hint=f"use one of: {', '.join(MODES)}")
+__all__ = ["MODES", "Predictions", "align", "predict", "read_signal_file", "to_signals"]
 
 
 @dataclass

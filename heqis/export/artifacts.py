@@ -20,8 +20,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from heqis.data.store import sha256_file
 from heqis.errors import HeqisError
+from heqis.fileio import sha256_file
 
 MANIFEST = "manifest.json"
 KIND = "heqis-artifacts"

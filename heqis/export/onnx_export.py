@@ -24,10 +24,11 @@ import pandas as pd
 import torch
 from torch import nn
 
-from heqis.data.store import DataStore, sha256_file
+from heqis.data.store import DataStore
 from heqis.errors import HeqisError
 from heqis.export.artifacts import KIND, MANIFEST
 from heqis.features.windows import Scaler, Segments, build_windows
+from heqis.fileio import sha256_file
 
 OPSET = 17
 PARITY_TOL = 1e-4

@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from heqis.data.store import sha256_file
 from heqis.errors import HeqisError
 from heqis.export.artifacts import generator_files, verify
+from heqis.fileio import sha256_file
 
 TARGETS = ("rk3566", "rk3568", "rk3588", "rk3562", "rk3576")
 FLOAT_TOL = 1e-3        # unquantized: return and class probabilities must match ONNX Runtime this closely

@@ -7,10 +7,10 @@ from typing import Any
 
 import numpy as np
 
-from heqis.data.store import sha256_file
 from heqis.errors import HeqisError
 from heqis.export.artifacts import generator_files, verify
 from heqis.export.tensorrt import Profile, build_engine, engine_name, format_command, trtexec_command
+from heqis.fileio import sha256_file
 
 
 def tensorrt_identity() -> tuple[str, str] | None:

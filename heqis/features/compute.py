@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import pandas as pd
 
 from heqis.features import indicators as ind
 from heqis.features.columns import (
@@ -36,8 +37,13 @@ def feature_arrays(high: np.ndarray, low: np.ndarray, close: np.ndarray, vol: np
     return {name: out[name] for name in FEATURE_COLUMNS}
 
 
+if TYPE_CHECKING:
+    import pandas as pd
+
+
 def add_features(bars: pd.DataFrame) -> pd.DataFrame:
     """Return ``bars`` with the feature columns (DESIGN.md §4) appended or refreshed."""
+    import pandas as pd  # research only: the brain uses feature_arrays
     feats = feature_arrays(bars["high"].to_numpy(), bars["low"].to_numpy(), bars["close"].to_numpy(),
                            bars["vol"].to_numpy(), bars["turnover"].to_numpy())
     derived = {k: v for k, v in feats.items() if k != "turnover"}  # turnover is a bar column already

@@ -13,59 +13,24 @@ last bar's. The same ``scale_free`` runs in training, backtest and the live brai
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from heqis.errors import HeqisError
-from heqis.features.columns import INDICATOR_PARAMS, MODEL_INPUTS, PERCENT_0_100, PRICE_DIFF, PRICE_LIKE
+from heqis.features.columns import MODEL_INPUTS
+from heqis.features.transform import CLASSES, Scaler, inputs_from_arrays, scale_free
+
+__all__ = ["CLASSES", "Scaler", "inputs_from_arrays", "scale_free"]  # re-exported: the research entry point
 
 SEGMENT_NAMES = ("train", "val", "select", "test")
 DEFAULT_FRACTIONS = (0.60, 0.15, 0.10, 0.15)
-CLASSES = ("down", "flat", "up")
-SCALER_VERSION = 1
 
 
 # ---------------------------------------------------------------------------------------------
-# scale-free inputs
+# model inputs from stored bars
 # ---------------------------------------------------------------------------------------------
-def _index_sets(inputs: tuple[str, ...]) -> tuple[list[int], list[int], list[int], int, int]:
-    price = [i for i, c in enumerate(inputs) if c in PRICE_LIKE]
-    diff = [i for i, c in enumerate(inputs) if c in PRICE_DIFF]
-    pct = [i for i, c in enumerate(inputs) if c in PERCENT_0_100]
-    return price, diff, pct, inputs.index("close"), inputs.index("log_vol")
-
-
-def scale_free(windows: np.ndarray, inputs: tuple[str, ...] = MODEL_INPUTS) -> np.ndarray:
-    """Scale-free copy of ``windows`` shaped [..., W, F] (columns in ``inputs`` order)."""
-    x = np.array(windows, dtype=np.float64, copy=True)
-    price, diff, pct, close_i, vol_i = _index_sets(inputs)
-    last_close = x[..., -1:, close_i:close_i + 1].copy()  # a copy: 'close' itself is rescaled below
-    last_vol = x[..., -1:, vol_i].copy()
-    x[..., price] = x[..., price] / last_close - 1.0
-    x[..., diff] = x[..., diff] / last_close
-    x[..., pct] = x[..., pct] / 100.0
-    x[..., vol_i] = x[..., vol_i] - last_vol
-    return x
-
-
-def inputs_from_arrays(open_: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.ndarray, vol: np.ndarray,
-                       turnover: np.ndarray) -> np.ndarray:
-    """[n, F] model inputs (MODEL_INPUTS order) from raw bar arrays, without pandas: the live brain's
-    path to the same numbers ``add_features`` + ``input_matrix`` give in research."""
-    from heqis.features.compute import feature_arrays
-
-    feats = feature_arrays(high, low, close, vol, turnover)
-    cols = {"open": open_, "high": high, "low": low, "close": close, **feats}
-    values = np.column_stack([np.asarray(cols[c], dtype=np.float64) for c in MODEL_INPUTS])
-    t = MODEL_INPUTS.index("turnover")
-    values[:, t] = np.nan_to_num(values[:, t], nan=0.0)
-    return values
-
-
 def input_matrix(bars: pd.DataFrame, inputs: tuple[str, ...] = MODEL_INPUTS) -> np.ndarray:
     """[n, F] float64 of the model inputs; unknown turnover (indices, funds) counts as 0."""
     values = bars.loc[:, list(inputs)].to_numpy(dtype=np.float64, copy=True)
@@ -200,93 +165,6 @@ def build_windows(bars_by_symbol: dict[str, pd.DataFrame], window: int = 60, fla
                          hint="fetch more history (warm-up needs ~60 bars before the first window)")
     x, y, c, s, d, td = (np.concatenate(cols) for cols in zip(*parts, strict=True))
     return WindowSet(x, y, c, s, d.astype("datetime64[ns]"), td.astype("datetime64[ns]"), inputs)
-
-
-# ---------------------------------------------------------------------------------------------
-# scaler
-# ---------------------------------------------------------------------------------------------
-@dataclass
-class Scaler:
-    """Affine scaling fitted on the training segment: ``v * scale + min`` (sklearn's scale_/min_).
-
-    Inputs: min-max to [0, 1] per feature. Target: standardised (zero mean, unit variance), so the
-    regression loss is on the same footing as the direction cross-entropy. The feature order is
-    saved with the numbers, and ``transform`` refuses inputs in another order.
-    """
-
-    inputs: tuple[str, ...]
-    window: int
-    x_scale: np.ndarray
-    x_min: np.ndarray
-    y_scale: float
-    y_min: float
-    flat_band: float
-    fitted_on: dict[str, str]
-
-    @classmethod
-    def fit(cls, train: WindowSet, window: int, flat_band: float, fitted_on: dict[str, str]) -> Scaler:
-        if not len(train):
-            raise HeqisError("the training segment holds no windows", hint="fetch more history")
-        flat = train.x.reshape(-1, train.x.shape[-1]).astype(np.float64)
-        lo, hi = flat.min(axis=0), flat.max(axis=0)
-        span = np.where(hi - lo > 0, hi - lo, 1.0)
-        y = train.y_reg.astype(np.float64)
-        ymean, ystd = float(y.mean()), float(y.std())
-        ystd = ystd if ystd > 0 else 1.0
-        return cls(train.inputs, window, 1.0 / span, -lo / span, 1.0 / ystd, -ymean / ystd, flat_band,
-                   fitted_on)
-
-    def transform(self, x: np.ndarray, inputs: tuple[str, ...] | None = None) -> np.ndarray:
-        if inputs is not None and tuple(inputs) != self.inputs:
-            raise HeqisError("input features are not in the scaler's order",
-                             hint=f"expected {', '.join(self.inputs)}")
-        return (x * self.x_scale + self.x_min).astype(np.float32)
-
-    def transform_y(self, y: np.ndarray) -> np.ndarray:
-        return (y * self.y_scale + self.y_min).astype(np.float32)
-
-    def inverse_y(self, y: np.ndarray) -> np.ndarray:
-        return (y - self.y_min) / self.y_scale
-
-    def to_dict(self) -> dict:
-        return {
-            "version": SCALER_VERSION,
-            "kind": "affine",
-            "x": "min-max to [0, 1]: x * x_scale + x_min",
-            "y": "standardised: y * y_scale + y_min; the return is (y_scaled - y_min) / y_scale",
-            "features": list(self.inputs),
-            "window": self.window,
-            "x_scale": self.x_scale.tolist(),
-            "x_min": self.x_min.tolist(),
-            "y_scale": self.y_scale,
-            "y_min": self.y_min,
-            "target": "next-day return of the adjusted close",
-            "classes": list(CLASSES),
-            "flat_band": self.flat_band,
-            "fitted_on": self.fitted_on,
-            "indicators": INDICATOR_PARAMS,
-        }
-
-    @classmethod
-    def from_dict(cls, raw: dict) -> Scaler:
-        try:
-            return cls(tuple(raw["features"]), int(raw["window"]), np.asarray(raw["x_scale"], np.float64),
-                       np.asarray(raw["x_min"], np.float64), float(raw["y_scale"]), float(raw["y_min"]),
-                       float(raw["flat_band"]), dict(raw.get("fitted_on", {})))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise HeqisError(f"scaler parameters are incomplete or malformed ({exc})") from None
-
-    def save(self, path: Path) -> None:
-        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
-
-    @classmethod
-    def load(cls, path: Path) -> Scaler:
-        try:
-            return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
-        except FileNotFoundError:
-            raise HeqisError(f"{path}: scaler file not found") from None
-        except json.JSONDecodeError as exc:
-            raise HeqisError(f"{path}: not valid JSON ({exc})") from None
 
 
 def fit_scaler(windows: WindowSet, segments: Segments, window: int, flat_band: float) -> Scaler:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from heqis.features.windows import Scaler, inputs_from_arrays, scale_free
+from heqis.features.transform import Scaler, inputs_from_arrays, scale_free
 
 WINDOW_COLUMNS = ("open", "high", "low", "close", "vol", "turnover")
 WARMUP_BARS = 500

@@ -114,20 +114,17 @@ class Brains:
 
 def _replay(artifacts: Path, data_dir: Path, brains: int, rate: float, limit: int | None,
             warmup_s: float = 60.0) -> tuple[Gateway, float, int]:
-    from heqis.data.store import DataStore
+    from heqis.runtime.replay_pack import store_arrays
 
     window = int(verify(artifacts)["window"])
-    store = DataStore(data_dir)
-    uni = store.read_universe()
-    symbols = [s for s, k in zip(uni["ts_code"], uni["kind"], strict=True) if k != "index"]
+    arrays = store_arrays(data_dir)
     base = _free_base(2 * brains + 4)
     with tempfile.TemporaryDirectory() as tmp, Brains(artifacts, brains, base + 4) as fleet:
-        src = ReplaySource(data_dir, symbols, history_length(window), rate=rate, limit=limit,
-                           min_bars=2 * window + 10)
+        src = ReplaySource(arrays, history_length(window), rate=rate, limit=limit, min_bars=2 * window + 10)
         cfg = GatewayConfig(fleet.targets, Path(tmp) / "bench.sqlite", telemetry_port=base, control_port=base + 1,
                             ws_port=0, exit_when_done=True, ring=8192, max_in_flight=64)
         # wait for every brain to answer before the clock starts
-        probe = Gateway(cfg, Aligner([ReplaySource(data_dir, symbols[:1], 10, limit=0)]))
+        probe = Gateway(cfg, Aligner([ReplaySource({}, 10)]))
         deadline = time.monotonic() + warmup_s
         while time.monotonic() < deadline and not all(b.alive for b in probe.brains):
             probe._heartbeats(time.monotonic())

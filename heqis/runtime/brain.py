@@ -23,10 +23,10 @@ import numpy as np
 import zmq
 
 from heqis import __version__
+from heqis.actions import to_signals
 from heqis.backends import get_predictor
-from heqis.backtest.signals import to_signals
 from heqis.export.artifacts import verify
-from heqis.features.windows import Scaler
+from heqis.features.transform import Scaler
 from heqis.runtime.bars import model_input
 from heqis.runtime.protocol import Decoder, Message, encode
 from heqis.runtime.security import KeyConfig, server_socket_security

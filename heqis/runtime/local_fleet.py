@@ -22,8 +22,8 @@ from typing import Any
 import psutil
 import zmq
 
-from heqis.data.store import atomic_write_bytes
 from heqis.errors import HeqisError
+from heqis.fileio import atomic_write_bytes
 
 STATE_DIR = Path(".heqis")
 STATE_FILE = STATE_DIR / "local-fleet.json"

@@ -18,11 +18,10 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import date
-from pathlib import Path
 
 import numpy as np
 
-from heqis.runtime.bars import WINDOW_COLUMNS
+from heqis.runtime.replay_pack import Arrays
 
 log = logging.getLogger(__name__)
 DAY_NS = 86_400 * 10**9
@@ -56,21 +55,13 @@ class History:
         return Bar(bar_time, symbol, np.stack(self.rows[symbol]))
 
 
-def store_arrays(data_dir: Path, symbol: str) -> tuple[np.ndarray, np.ndarray]:
-    """(bar times ns, [n, 6] WINDOW_COLUMNS) of a stored symbol."""
-    from heqis.data.store import DataStore
-
-    bars = DataStore(data_dir).read_bars(symbol)
-    times = bars["trade_date"].to_numpy(dtype="datetime64[ns]").astype(np.int64)
-    return times, bars.loc[:, list(WINDOW_COLUMNS)].to_numpy(dtype=np.float32)
-
-
 class ReplaySource:
-    """The stored bars from ``start`` on, in (date, symbol) order; history before ``start`` seeds the window."""
+    """Bars (from the store or a replay pack) from ``start`` on, in (date, symbol) order; the bars before
+    ``start`` seed each request's history."""
 
     live = False
 
-    def __init__(self, data_dir: Path, symbols: list[str], history: int, start: date | None = None,
+    def __init__(self, arrays: Arrays, history: int, start: date | None = None,
                  end: date | None = None, rate: float = 0.0, skip: set[tuple[str, int]] | None = None,
                  limit: int | None = None, min_bars: int = 0) -> None:
         self.rate = rate
@@ -81,8 +72,7 @@ class ReplaySource:
         self.arrays: dict[str, np.ndarray] = {}
         lo = np.datetime64(start, "ns").astype(np.int64) if start else None
         hi = np.datetime64(end, "ns").astype(np.int64) if end else None
-        for sym in symbols:
-            times, values = store_arrays(data_dir, sym)
+        for sym, (times, values) in arrays.items():
             self.arrays[sym] = values
             for i, t in enumerate(times):
                 if (lo is not None and t < lo) or (hi is not None and t > hi):
@@ -134,7 +124,7 @@ class TushareSource:
 
     live = True
 
-    def __init__(self, api: object, data_dir: Path, symbols: list[str], history: int, interval: float = 60.0,
+    def __init__(self, api: object, seed: Arrays, symbols: list[str], history: int, interval: float = 60.0,
                  today: date | None = None) -> None:
         self.api = api
         self.symbols = symbols
@@ -143,11 +133,10 @@ class TushareSource:
         self.next_poll = 0.0
         self.hist = History(history)
         for sym in symbols:
-            try:
-                times, values = store_arrays(data_dir, sym)
-                self.hist.seed(sym, values, int(times[-1]))
-            except Exception as exc:  # a symbol without stored history starts empty
-                log.warning("tushare source: no stored history for %s (%s)", sym, exc)
+            if sym in seed:
+                self.hist.seed(sym, seed[sym][1], int(seed[sym][0][-1]))
+            else:  # a symbol without stored history starts empty
+                log.warning("tushare source: no stored history for %s", sym)
         self.watermark = max(self.hist.last_time.values(), default=-1)
         self.done = False
 
@@ -216,7 +205,7 @@ class ModbusSource:
 
     live = True
 
-    def __init__(self, host: str, port: int, maps: list[ModbusMap], history: int, data_dir: Path | None = None,
+    def __init__(self, host: str, port: int, maps: list[ModbusMap], history: int, seed: Arrays | None = None,
                  interval: float = 0.2) -> None:
         from pymodbus.client import ModbusTcpClient
 
@@ -228,12 +217,8 @@ class ModbusSource:
         self.errors = 0
         self.hist = History(history)
         for m in maps:
-            if data_dir is not None:
-                try:
-                    times, values = store_arrays(data_dir, m.symbol)
-                    self.hist.seed(m.symbol, values, int(times[-1]))
-                except Exception as exc:
-                    log.warning("modbus source: no stored history for %s (%s)", m.symbol, exc)
+            if seed and m.symbol in seed:
+                self.hist.seed(m.symbol, seed[m.symbol][1], int(seed[m.symbol][0][-1]))
         self.watermark = -1
         self.done = False
 

@@ -25,10 +25,11 @@ from typing import Any
 
 import torch
 
-from heqis.data.store import DataStore, atomic_write_bytes
+from heqis.data.store import DataStore
 from heqis.errors import HeqisError
 from heqis.features.columns import MODEL_INPUTS
 from heqis.features.windows import Scaler, Segments
+from heqis.fileio import atomic_write_bytes
 from heqis.models.encoders import CAE, T3VAE
 from heqis.models.generators import Generator, build_generator
 from heqis.train import checkpoint

@@ -15,8 +15,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from heqis.data.store import DataStore, atomic_write_bytes
+from heqis.data.store import DataStore
 from heqis.errors import HeqisError
+from heqis.fileio import atomic_write_bytes
 from heqis.train.data import TrainingData, prepare
 from heqis.train.presets import Preset, get_preset
 from heqis.train.run import TrainRequest, _select_symbols, resolve_device

@@ -1,0 +1,149 @@
+"""Model-input transforms with numpy only — the part of the feature pipeline the live brain runs.
+
+Scale-free inputs (DESIGN.md §4): price-like columns relative to the window's last close, MACD
+lines divided by that close, 0-100 oscillators and turnover divided by 100, log volume relative
+to the last bar's. Then the ``Scaler`` fitted on the training segment. Training, backtest and the
+brain all call these functions: live and research cannot disagree.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from heqis.errors import HeqisError
+from heqis.features.columns import INDICATOR_PARAMS, MODEL_INPUTS, PERCENT_0_100, PRICE_DIFF, PRICE_LIKE
+
+CLASSES = ("down", "flat", "up")
+SCALER_VERSION = 1
+
+
+# ---------------------------------------------------------------------------------------------
+# scale-free inputs
+# ---------------------------------------------------------------------------------------------
+def _index_sets(inputs: tuple[str, ...]) -> tuple[list[int], list[int], list[int], int, int]:
+    price = [i for i, c in enumerate(inputs) if c in PRICE_LIKE]
+    diff = [i for i, c in enumerate(inputs) if c in PRICE_DIFF]
+    pct = [i for i, c in enumerate(inputs) if c in PERCENT_0_100]
+    return price, diff, pct, inputs.index("close"), inputs.index("log_vol")
+
+
+def scale_free(windows: np.ndarray, inputs: tuple[str, ...] = MODEL_INPUTS) -> np.ndarray:
+    """Scale-free copy of ``windows`` shaped [..., W, F] (columns in ``inputs`` order)."""
+    x = np.array(windows, dtype=np.float64, copy=True)
+    price, diff, pct, close_i, vol_i = _index_sets(inputs)
+    last_close = x[..., -1:, close_i:close_i + 1].copy()  # a copy: 'close' itself is rescaled below
+    last_vol = x[..., -1:, vol_i].copy()
+    x[..., price] = x[..., price] / last_close - 1.0
+    x[..., diff] = x[..., diff] / last_close
+    x[..., pct] = x[..., pct] / 100.0
+    x[..., vol_i] = x[..., vol_i] - last_vol
+    return x
+
+
+def inputs_from_arrays(open_: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.ndarray, vol: np.ndarray,
+                       turnover: np.ndarray) -> np.ndarray:
+    """[n, F] model inputs (MODEL_INPUTS order) from raw bar arrays, without pandas: the live brain's
+    path to the same numbers ``add_features`` + ``input_matrix`` give in research."""
+    from heqis.features.compute import feature_arrays
+
+    feats = feature_arrays(high, low, close, vol, turnover)
+    cols = {"open": open_, "high": high, "low": low, "close": close, **feats}
+    values = np.column_stack([np.asarray(cols[c], dtype=np.float64) for c in MODEL_INPUTS])
+    t = MODEL_INPUTS.index("turnover")
+    values[:, t] = np.nan_to_num(values[:, t], nan=0.0)
+    return values
+
+
+# ---------------------------------------------------------------------------------------------
+# scaler
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class Scaler:
+    """Affine scaling fitted on the training segment: ``v * scale + min`` (sklearn's scale_/min_).
+
+    Inputs: min-max to [0, 1] per feature. Target: standardised (zero mean, unit variance), so the
+    regression loss is on the same footing as the direction cross-entropy. The feature order is
+    saved with the numbers, and ``transform`` refuses inputs in another order.
+    """
+
+    inputs: tuple[str, ...]
+    window: int
+    x_scale: np.ndarray
+    x_min: np.ndarray
+    y_scale: float
+    y_min: float
+    flat_band: float
+    fitted_on: dict[str, str]
+
+    @classmethod
+    def fit(cls, train: Any, window: int, flat_band: float, fitted_on: dict[str, str]) -> Scaler:
+        """Fit on a WindowSet of the training segment (``x`` [N, W, F], ``y_reg`` [N], ``inputs``)."""
+        if not len(train):
+            raise HeqisError("the training segment holds no windows", hint="fetch more history")
+        flat = train.x.reshape(-1, train.x.shape[-1]).astype(np.float64)
+        lo, hi = flat.min(axis=0), flat.max(axis=0)
+        span = np.where(hi - lo > 0, hi - lo, 1.0)
+        y = train.y_reg.astype(np.float64)
+        ymean, ystd = float(y.mean()), float(y.std())
+        ystd = ystd if ystd > 0 else 1.0
+        return cls(train.inputs, window, 1.0 / span, -lo / span, 1.0 / ystd, -ymean / ystd, flat_band,
+                   fitted_on)
+
+    def transform(self, x: np.ndarray, inputs: tuple[str, ...] | None = None) -> np.ndarray:
+        if inputs is not None and tuple(inputs) != self.inputs:
+            raise HeqisError("input features are not in the scaler's order",
+                             hint=f"expected {', '.join(self.inputs)}")
+        return (x * self.x_scale + self.x_min).astype(np.float32)
+
+    def transform_y(self, y: np.ndarray) -> np.ndarray:
+        return (y * self.y_scale + self.y_min).astype(np.float32)
+
+    def inverse_y(self, y: np.ndarray) -> np.ndarray:
+        return (y - self.y_min) / self.y_scale
+
+    def to_dict(self) -> dict:
+        return {
+            "version": SCALER_VERSION,
+            "kind": "affine",
+            "x": "min-max to [0, 1]: x * x_scale + x_min",
+            "y": "standardised: y * y_scale + y_min; the return is (y_scaled - y_min) / y_scale",
+            "features": list(self.inputs),
+            "window": self.window,
+            "x_scale": self.x_scale.tolist(),
+            "x_min": self.x_min.tolist(),
+            "y_scale": self.y_scale,
+            "y_min": self.y_min,
+            "target": "next-day return of the adjusted close",
+            "classes": list(CLASSES),
+            "flat_band": self.flat_band,
+            "fitted_on": self.fitted_on,
+            "indicators": INDICATOR_PARAMS,
+        }
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> Scaler:
+        try:
+            return cls(tuple(raw["features"]), int(raw["window"]), np.asarray(raw["x_scale"], np.float64),
+                       np.asarray(raw["x_min"], np.float64), float(raw["y_scale"]), float(raw["y_min"]),
+                       float(raw["flat_band"]), dict(raw.get("fitted_on", {})))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise HeqisError(f"scaler parameters are incomplete or malformed ({exc})") from None
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: Path) -> Scaler:
+        try:
+            return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+        except FileNotFoundError:
+            raise HeqisError(f"{path}: scaler file not found") from None
+        except json.JSONDecodeError as exc:
+            raise HeqisError(f"{path}: not valid JSON ({exc})") from None
+
+
