@@ -605,6 +605,177 @@ def demo(
                  "heqis-demo/deploy_output -d heqis-demo/data`.[/]")
 
 
+# ---------------------------------------------------------------------------------------------
+# heqis up, down, status, logs — the fleet (local processes, or SSH hosts through heqis_remote)
+# ---------------------------------------------------------------------------------------------
+FleetOpt = Annotated[Path | None, typer.Option("--fleet", "-f", help="fleet.toml (default: ./fleet.toml when it "
+                                               "exists, else the local fleet).")]
+
+
+def _fleet_file(fleet: Path | None) -> Path | None:
+    if fleet is not None:
+        return fleet
+    return Path("fleet.toml") if Path("fleet.toml").exists() and not Path(".heqis/local-fleet.json").exists() \
+        else None
+
+
+def _print_status(doc: dict[str, Any], json_out: bool) -> None:
+    if json_out:
+        emit_json(doc)
+        return
+    from heqis.render import render_status
+
+    render_status(stdout, doc)
+
+
+@app.command(rich_help_panel="Edge runtime")
+def up(
+    ctx: typer.Context,
+    fleet: FleetOpt = None,
+    local: Annotated[bool, typer.Option("--local", help="Run the fleet on this machine instead.")] = False,
+    rollback: Annotated[bool, typer.Option(help="Go back to each host's previous release.")] = False,
+    trust_new_hosts: Annotated[bool, typer.Option(help="Accept and record host keys not in known_hosts "
+                                                  "(first contact only).")] = False,
+    artifacts: Annotated[Path, typer.Option("--artifacts", "-a", help="--local: artifact folder.")] =
+        Path("deploy_output"),
+    data_dir: Annotated[Path, typer.Option("--data-dir", "-d", help="--local: data store to replay.")] =
+        Path("heqis-data"),
+    brains: Annotated[int, typer.Option(min=1, max=16, help="--local: number of brains.")] = 1,
+    backend: Annotated[str, typer.Option(help="--local: brain backend.")] = "onnxruntime",
+    rate: Annotated[float, typer.Option(help="--local: replay bars per second (0 = as fast as possible).")] = 0.0,
+    start: StartOpt = None,
+    end: EndOpt = None,
+    symbols: Annotated[str | None, typer.Option(help="--local: comma-separated ts_codes to replay.")] = None,
+    base_port: Annotated[int, typer.Option(help="--local: first brain port (brain i uses base+2i and +1).")] = 5555,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Bring the fleet up: over SSH from fleet.toml (idempotent), or --local on this machine.
+
+    Over SSH: strict host keys, parallel to every host, upload only what changed into releases/<id>
+    with a `current` link, offline install from a wheelhouse, secrets as 0600 files, systemd units or
+    setsid + pidfile, then wait until the gateway reports every brain's heartbeat.
+    """
+    with user_errors(ctx):
+        fleet_file = None if local else _fleet_file(fleet)
+        if fleet_file is None:
+            if not local:
+                raise HeqisError("no fleet.toml here", hint="write one (README, section Fleet), pass --fleet FILE, "
+                                 "or use --local")
+            from heqis.runtime.local_fleet import LocalFleetRequest, up_local
+
+            doc = up_local(LocalFleetRequest(
+                artifacts=artifacts, data_dir=data_dir, brains=brains, base_port=base_port, backend=backend, rate=rate,
+                start=start.date().isoformat() if start else None, end=end.date().isoformat() if end else None,
+                symbols=[s.strip().upper() for s in symbols.split(",")] if symbols else None))
+            _print_status(doc, json_out)
+            return
+        from heqis_remote.deploy import rollback_fleet, up_fleet
+        from heqis_remote.fleet import load_fleet
+
+        cfg = load_fleet(fleet_file)
+        with progress_bar(_progress_enabled(json_out), "up") as update:
+            def report(host: str, step: str) -> None:
+                if update is not None:
+                    update(f"{host}: {step}", 0, len(cfg.hosts))
+                elif not json_out:
+                    err.print(f"[dim]{host}: {step}[/]")
+
+            result = rollback_fleet(cfg, report) if rollback else up_fleet(cfg, report, trust_new_hosts)
+    if json_out:
+        emit_json(result.to_dict())
+    else:
+        from heqis.render import render_up
+
+        render_up(stdout, result.to_dict())
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+@app.command(rich_help_panel="Edge runtime")
+def status(
+    ctx: typer.Context,
+    fleet: FleetOpt = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print DESIGN.md §8's status document.")] = False,
+    watch: Annotated[float, typer.Option(help="Repeat every N seconds (0 = once).")] = 0.0,
+) -> None:
+    """Each process of the fleet: reachable, alive, heartbeat age, version, artifact hash, counters."""
+    import time
+
+    with user_errors(ctx):
+        fleet_file = _fleet_file(fleet)
+        while True:
+            if fleet_file is None:
+                from heqis.runtime.local_fleet import status_local
+
+                doc = status_local()
+            else:
+                from heqis_remote.deploy import status_fleet
+                from heqis_remote.fleet import load_fleet
+
+                doc = status_fleet(load_fleet(fleet_file))
+            _print_status(doc, json_out)
+            if watch <= 0:
+                break
+            time.sleep(watch)
+
+
+@app.command(rich_help_panel="Edge runtime")
+def down(
+    ctx: typer.Context,
+    fleet: FleetOpt = None,
+    timeout: Annotated[float, typer.Option(help="Seconds between SIGTERM and SIGKILL.")] = 5.0,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Stop the fleet (the gateway first): SIGTERM, then SIGKILL after --timeout."""
+    with user_errors(ctx):
+        fleet_file = _fleet_file(fleet)
+        if fleet_file is None:
+            from heqis.runtime.local_fleet import down_local
+
+            results = down_local(timeout=timeout)
+        else:
+            from heqis_remote.deploy import down_fleet
+            from heqis_remote.fleet import load_fleet
+
+            results = down_fleet(load_fleet(fleet_file), timeout)
+    if json_out:
+        emit_json({"stopped": results})
+    else:
+        for r in results:
+            state = "stopped" if r.get("stopped") else \
+                ("UNREACHABLE: " + r["error"] if "error" in r else "STILL RUNNING")
+            stdout.print(f"{r['name']}: {state}{' (was not running)' if r.get('was_running') is False else ''}")
+    if not all(r.get("stopped") for r in results):
+        raise typer.Exit(1)
+
+
+@app.command(rich_help_panel="Edge runtime")
+def logs(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Argument(help="Host (fleet.toml name) or local node (gateway, brain-1, …).")],
+    fleet: FleetOpt = None,
+    lines: Annotated[int, typer.Option("--lines", "-n", min=1, help="How many lines.")] = 50,
+) -> None:
+    """The last lines of a host's (or local node's) log."""
+    with user_errors(ctx):
+        fleet_file = _fleet_file(fleet)
+        if fleet_file is None:
+            from heqis.runtime.local_fleet import read_state
+
+            state = read_state()
+            node = next((n for n in [state["gateway"], *state["brains"]] if n["name"] == host), None)
+            if node is None:
+                raise HeqisError(f"no local node named '{host}'",
+                                 hint=f"nodes: {', '.join(n['name'] for n in [state['gateway'], *state['brains']])}")
+            text = "\n".join(Path(node["log"]).read_text(errors="replace").splitlines()[-lines:]) + "\n"
+        else:
+            from heqis_remote.deploy import logs_fleet
+            from heqis_remote.fleet import load_fleet
+
+            text = logs_fleet(load_fleet(fleet_file), host, lines)
+    typer.echo(text, nl=False)
+
+
 def _register_runtime() -> None:
     from heqis.cli_runtime import register
 

@@ -5,7 +5,6 @@ Kept apart from ``heqis.cli`` only for size; the same conventions hold (thin she
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -29,9 +28,6 @@ def register(app: typer.Typer) -> None:
     app.command(rich_help_panel=PANEL)(brain)
     app.command(rich_help_panel=PANEL)(gateway)
     app.command(rich_help_panel=PANEL)(keys)
-    app.command(rich_help_panel=PANEL)(up)
-    app.command(rich_help_panel=PANEL)(status)
-    app.command(rich_help_panel=PANEL)(down)
     bench_app.command("runtime")(bench_runtime)
 
 
@@ -102,6 +98,8 @@ def gateway(
     db: Annotated[Path, typer.Option(help="SQLite file of stored signals.")] = Path(".heqis/signals.sqlite"),
     reset: Annotated[str | None, typer.Option(help="Reset action for a dead brain: local, or a command "
                                               "(e.g. 'ssh heqis@host sudo systemctl reboot').")] = None,
+    target_reset: Annotated[list[str] | None, typer.Option(help="Per-brain reset command, NAME=COMMAND "
+                                                           "(repeatable; overrides --reset).")] = None,
     state_file: Annotated[Path | None, typer.Option(help="Local fleet state file (for --reset local).")] = None,
     telemetry_port: Annotated[int, typer.Option(help="Telemetry PUB port.")] = 5560,
     control_port: Annotated[int, typer.Option(help="Control REP port.")] = 5561,
@@ -123,6 +121,12 @@ def gateway(
     from heqis.runtime.sources import Aligner, ModbusMap, ModbusSource, ReplaySource, TushareSource
 
     targets = _targets(target, target_ip, port, None if reset in (None, "none") else reset)
+    for spec in target_reset or []:
+        name, sep, command = spec.partition("=")
+        match = next((t for t in targets if t.name == name), None)
+        if not sep or match is None or not command.strip():
+            raise typer.BadParameter(f"'{spec}' is not NAME=COMMAND for a known brain", param_hint="--target-reset")
+        match.reset = command
     sources = source or ["replay"]
     for s in sources:
         if s not in ("replay", "tushare", "modbus"):
@@ -188,77 +192,6 @@ def keys(
         stdout.print(f"wrote {len(written)} key files to {directory} (secrets 0600; allow-list in "
                      f"{directory / 'clients'}); copy brain.key_secret only to the brains, gateway.key_secret only "
                      f"to the gateway")
-
-
-def up(
-    ctx: typer.Context,
-    local: Annotated[bool, typer.Option("--local", help="Run the fleet on this machine.")] = False,
-    artifacts: Annotated[Path, typer.Option("--artifacts", "-a")] = Path("deploy_output"),
-    data_dir: Annotated[Path, typer.Option("--data-dir", "-d")] = Path("heqis-data"),
-    brains: Annotated[int, typer.Option(min=1, max=16, help="Number of local brains.")] = 1,
-    backend: Annotated[str, typer.Option(help="Brain backend.")] = "onnxruntime",
-    rate: Annotated[float, typer.Option(help="Replay bars per second (0 = as fast as possible).")] = 0.0,
-    start: StartOpt = None,
-    end: EndOpt = None,
-    symbols: Annotated[str | None, typer.Option(help="Comma-separated ts_codes to replay.")] = None,
-    base_port: Annotated[int, typer.Option(help="First brain port (brain i uses base+2i and +1).")] = 5555,
-    json_out: Annotated[bool, typer.Option("--json", help="Print the status as JSON.")] = False,
-) -> None:
-    """Start the fleet. Today: --local (gateway + N brains as detached processes on this machine)."""
-    if not local:
-        raise typer.BadParameter("only --local is available yet (SSH fleets arrive with fleet.toml)",
-                                 param_hint="--local")
-    from heqis.runtime.local_fleet import LocalFleetRequest, up_local
-
-    with user_errors(ctx):
-        doc = up_local(LocalFleetRequest(
-            artifacts=artifacts, data_dir=data_dir, brains=brains, base_port=base_port, backend=backend, rate=rate,
-            start=start.date().isoformat() if start else None, end=end.date().isoformat() if end else None,
-            symbols=[s.strip().upper() for s in symbols.split(",")] if symbols else None))
-    _print_status(doc, json_out)
-
-
-def status(
-    ctx: typer.Context,
-    json_out: Annotated[bool, typer.Option("--json", help="Print DESIGN.md §8's status document.")] = False,
-    watch: Annotated[float, typer.Option(help="Repeat every N seconds (0 = once).")] = 0.0,
-) -> None:
-    """Each process of the fleet: alive, heartbeat age, version, artifact hash, counters."""
-    from heqis.runtime.local_fleet import status_local
-
-    with user_errors(ctx):
-        while True:
-            _print_status(status_local(), json_out)
-            if watch <= 0:
-                break
-            time.sleep(watch)
-
-
-def down(
-    ctx: typer.Context,
-    timeout: Annotated[float, typer.Option(help="Seconds between SIGTERM and SIGKILL.")] = 5.0,
-    json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
-) -> None:
-    """Stop the local fleet: SIGTERM, then SIGKILL after --timeout."""
-    from heqis.runtime.local_fleet import down_local
-
-    with user_errors(ctx):
-        results = down_local(timeout=timeout)
-    if json_out:
-        emit_json({"stopped": results})
-    else:
-        for r in results:
-            stdout.print(f"{r['name']}: {'stopped' if r['stopped'] else 'STILL RUNNING'}"
-                         f"{'' if r['was_running'] else ' (was not running)'}")
-
-
-def _print_status(doc: dict[str, Any], json_out: bool) -> None:
-    if json_out:
-        emit_json(doc)
-        return
-    from heqis.render import render_status
-
-    render_status(stdout, doc)
 
 
 def bench_runtime(

@@ -191,3 +191,20 @@ def render_runtime_bench(console: Console, r: dict) -> None:
     console.print(f"round trip / (ping-pong + brain work) = [bold]{r['overhead_ratio']:.2f}×[/] (goal ≤ 1.5×)")
     for row in r["throughput"]:
         console.print(f"{row['brains']} brain(s): max zero-loss throughput {row['windows_per_s']:,.0f} windows/s")
+
+
+def render_up(console: Console, result: dict) -> None:
+    """Per host: which step it reached, what it uploaded and started, and why it failed."""
+    grid = table(console, f"HEQIS up · fleet {result['fleet']} · {result['seconds']:.1f} s")
+    for col, just in (("host", "left"), ("role", "left"), ("ok", "left"), ("release", "left"), ("uploaded", "right"),
+                      ("started", "left"), ("problem", "left")):
+        grid.add_column(col, justify=just, no_wrap=col != "problem")  # type: ignore[arg-type]
+    for h in result["hosts"]:
+        up_txt = f"{h['uploaded']} files, {h['uploaded_bytes'] / 2**20:.1f} MB" if h["uploaded"] else "nothing"
+        problem = f"{h['step']}: {h['error']}" + (f" — log: {h['log_tail']}" if h["log_tail"] else "") \
+            if not h["ok"] else ""
+        grid.add_row(h["host"], h["role"], "[green]yes[/]" if h["ok"] else "[red]no[/]", h["release"] or "—", up_txt,
+                     ", ".join(h["started"]) or "—", problem)
+    console.print(grid)
+    if result["status"]:
+        render_status(console, result["status"])
