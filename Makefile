@@ -41,7 +41,8 @@ lint: $(STAMP)  ## ruff + the import-linter layering contract
 	$(BIN)/lint-imports
 
 test: lint rknn-env  ## lint, then the test suite (pytest exits non-zero when nothing is collected)
-	HEQIS_RKNN_PYTHON=$(CURDIR)/$(RKNN_VENV)/bin/python HEQIS_REQUIRE_RKNN=1 $(BIN)/python -m pytest
+	HEQIS_RKNN_PYTHON=$(CURDIR)/$(RKNN_VENV)/bin/python HEQIS_REQUIRE_RKNN=1 \
+	    HEQIS_WHEELHOUSE=$(CURDIR)/.heqis/wheelhouse $(BIN)/python -m pytest
 
 bench: $(STAMP)  ## benchmarks: ours vs the peers, printed as ratios
 	$(BIN)/python benchmarks/indicators.py

@@ -3,7 +3,7 @@
 Hosts are often offline, so everything ``heqis[edge]`` (the base install: no torch, pandas or
 pyarrow) needs is downloaded here with ``pip download --only-binary=:all: --platform …
 --python-version …`` and installed there with ``--no-index``. Both are cached under
-``.heqis/wheelhouse/<machine>-py<version>/`` and rebuilt only when the requirements change; the
+``.heqis/wheelhouse/<machine>-py<version>/`` ($HEQIS_WHEELHOUSE) and rebuilt only when the requirements change; the
 wheel is built with a fixed SOURCE_DATE_EPOCH so an unchanged source tree gives identical bytes.
 """
 
@@ -19,7 +19,10 @@ from pathlib import Path
 
 from heqis.errors import HeqisError
 
-CACHE = Path(".heqis/wheelhouse")
+
+def cache_dir() -> Path:
+    """``$HEQIS_WHEELHOUSE`` or ./.heqis/wheelhouse."""
+    return Path(os.environ.get("HEQIS_WHEELHOUSE", ".heqis/wheelhouse"))
 
 
 def platform_tags(machine: str) -> list[str]:
@@ -60,10 +63,10 @@ def build_wheel(out: Path) -> Path:
     return wheels[-1]
 
 
-def wheelhouse(machine: str, python: str, cache: Path = CACHE) -> Path:
+def wheelhouse(machine: str, python: str, cache: Path | None = None) -> Path:
     """Wheels of every edge requirement for (machine, python 'X.Y'); downloaded once, then cached."""
     reqs = edge_requirements()
-    folder = cache / f"{machine}-py{python}"
+    folder = (cache or cache_dir()) / f"{machine}-py{python}"
     stamp = folder / ".requirements.json"
     key = hashlib.sha256(json.dumps([reqs, platform_tags(machine)]).encode()).hexdigest()
     if stamp.exists() and json.loads(stamp.read_text()).get("key") == key:

@@ -16,7 +16,7 @@ from heqis.data.watchlist import default_watchlist_text, parse_watchlist
 
 REPO = Path(__file__).resolve().parents[1]
 # set by `make test` / .ci/run for the test machinery itself, not user settings
-TEST_INFRA_ENV = {"HEQIS_RKNN_PYTHON", "HEQIS_REQUIRE_RKNN", "HEQIS_REQUIRE_SSHD"}
+TEST_INFRA_ENV = {"HEQIS_RKNN_PYTHON", "HEQIS_REQUIRE_RKNN", "HEQIS_REQUIRE_SSHD", "HEQIS_WHEELHOUSE"}
 
 
 @pytest.fixture(autouse=True)
