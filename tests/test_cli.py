@@ -85,7 +85,6 @@ def test_demo_headless_prints_summary_and_leaves_a_fleet_for_status(isolated):
         down = run("down", "--json", cwd=isolated)
     assert down.returncode == 0 and all(r["stopped"] for r in json.loads(down.stdout)["stopped"])
     assert_one_line_error(run("up", "--local", "-a", "nowhere", cwd=isolated), 1, "no artifact set here")
-    assert run("up", cwd=isolated).returncode == 2     # only --local exists yet
 
 
 def test_usage_errors_exit_2(isolated):
@@ -168,3 +167,11 @@ def test_train_cli_end_to_end_json(isolated, sample_store):
     assert_one_line_error(run("train", "--preset", "huge", env=env, cwd=isolated), 1, "unknown preset 'huge'")
     assert_one_line_error(run("train", "--symbols", "999999.SH", env=env, cwd=isolated), 1, "999999.SH")
     assert_one_line_error(run("train", "--device", "cuda", env=env, cwd=isolated), 1, "no CUDA device")
+
+
+def test_fleet_commands_explain_missing_or_bad_fleet_files(isolated):
+    assert_one_line_error(run("up", cwd=isolated), 1, "no fleet.toml here", "--local")
+    (isolated / "fleet.toml").write_text('[fleet]\nname = "lab"\n[[hosts]]\nname = "rk"\nrole = "gateway"\n'
+                                         'host = "192.0.2.10"\n')
+    assert_one_line_error(run("status", cwd=isolated), 1, "fleet.toml: hosts[0].user: Field required")
+    assert_one_line_error(run("logs", "rk", "--fleet", "nope.toml", cwd=isolated), 1, "nope.toml: fleet file not found")
