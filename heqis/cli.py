@@ -545,9 +545,9 @@ def demo(
 ) -> None:
     """Run the whole chain on the bundled synthetic sample data and show the result.
 
-    Today: data (sample) → train (tiny preset) → backtest → export → local fleet (gateway + brains,
-    replaying the sample data). The console joins in the last step. Headless (no TTY) it prints a
-    summary and exits 0; the fleet keeps running for `heqis status` until `heqis down`.
+    data (sample) → train (tiny preset) → backtest → export → local fleet (gateway + 2 brains replaying
+    the sample data) → the live console (on a terminal; q quits). Headless (no TTY) it prints a summary
+    and exits 0. The fleet keeps running for `heqis status` / `heqis console` until `heqis down`.
     """
     from heqis.config import load_settings
     from heqis.demo import run_demo, start_fleet
@@ -600,9 +600,14 @@ def demo(
                          f"{gw.get('in_flight', 0):>2} · drops {t['drops']} · p50 {lat['p50_us'] or 0:>5.0f} µs · "
                          f"p99 {lat['p99_us'] or 0:>5.0f} µs · {lat['throughput_per_s']:>5.1f}/s")
         stdout.print("[dim]the fleet keeps running: `heqis status` shows it, `heqis down` stops it[/]")
-    stdout.print("\n[dim]next steps (SSH fleet, console) join `make demo` as they land; try "
-                 "`heqis bench backends -a heqis-demo/deploy_output` or `heqis bench runtime -a "
-                 "heqis-demo/deploy_output -d heqis-demo/data`.[/]")
+        if sys.stdout.isatty() and sys.stdin.isatty():
+            from heqis_console.app import run_console
+
+            state = read_state(STATE_FILE)
+            run_console(state["telemetry"], state["control"])   # step 6/7: the live console (q quits)
+    stdout.print("\n[dim]more: `heqis console` (live) · `heqis console --run heqis-demo/run` (research views) · "
+                 "`heqis bench backends -a heqis-demo/deploy_output` · `heqis bench runtime -a "
+                 "heqis-demo/deploy_output -d heqis-demo/data`[/]")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -774,6 +779,63 @@ def logs(
 
             text = logs_fleet(load_fleet(fleet_file), host, lines)
     typer.echo(text, nl=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# heqis console
+# ---------------------------------------------------------------------------------------------
+def console_addresses(connect: str | None, fleet: Path | None) -> tuple[str, str | None, Path | None]:
+    """(telemetry, control, keys dir) of the gateway to watch: --connect, fleet.toml, or the local fleet."""
+    if connect:
+        host, _, port = connect.removeprefix("tcp://").rpartition(":")
+        control = f"tcp://{host}:{int(port) + 1}" if port.isdigit() else None
+        return connect if connect.startswith("tcp://") else f"tcp://{connect}", control, None
+    fleet_file = _fleet_file(fleet)
+    if fleet_file is not None:
+        from heqis_remote.fleet import load_fleet
+
+        cfg = load_fleet(fleet_file)
+        gw = cfg.gateway.host
+        return (f"tcp://{gw}:{cfg.fleet.telemetry_port}", f"tcp://{gw}:{cfg.fleet.control_port}", cfg.fleet.keys)
+    from heqis.runtime.local_fleet import read_state
+
+    state = read_state()
+    return state["telemetry"], state["control"], None
+
+
+@app.command(rich_help_panel="Edge runtime")
+def console(
+    ctx: typer.Context,
+    connect: Annotated[str | None, typer.Option(help="Gateway telemetry address, tcp://HOST:PORT (its control "
+                                                "socket is taken as PORT+1).")] = None,
+    fleet: FleetOpt = None,
+    run: Annotated[Path | None, typer.Option("--run", help="Research views of a training run instead: curves, "
+                                             "backtest table, K-line with trades.")] = None,
+    keys_dir: Annotated[Path | None, typer.Option("--keys", help="CURVE key folder (console identity).")] = None,
+) -> None:
+    """The full-screen operator console: fleet, latency, queue, signals, K-line, alerts (live); or --run views.
+
+    With no option it attaches to the local fleet of this directory (.heqis/local-fleet.json), else
+    to the gateway named in fleet.toml. Keys: ? help · q quit · / symbol · p pause · r reset a brain.
+    """
+    with user_errors(ctx):
+        if run is not None:
+            from heqis.train.run import read_run_manifest
+
+            read_run_manifest(run)
+            telemetry, control, keys_path = None, None, None
+        else:
+            telemetry, control, keys_path = console_addresses(connect, fleet)
+        keys = None
+        if keys_dir or keys_path:
+            from heqis.runtime.security import KeyConfig
+
+            keys = KeyConfig(keys_dir or keys_path, "console")  # type: ignore[arg-type]
+        if not sys.stdout.isatty():
+            raise HeqisError("the console needs a terminal", hint="use `heqis status --watch 1` in scripts")
+        from heqis_console.app import run_console
+
+        run_console(telemetry, control, keys, run)
 
 
 def _register_runtime() -> None:

@@ -29,13 +29,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from heqis_remote.executor import SSHExecutor, StepFailed
-from heqis_remote.fleet import FleetConfig, HostSpec
-from heqis_remote.wheelhouse import build_wheel, wheelhouse
-
 from heqis.errors import HeqisError
 from heqis.export.artifacts import verify
 from heqis.fileio import sha256_file
+from heqis_remote.executor import SSHExecutor, StepFailed
+from heqis_remote.fleet import FleetConfig, HostSpec
+from heqis_remote.wheelhouse import build_wheel, wheelhouse
 
 Report = Callable[[str, str], None]   # (host, step)
 

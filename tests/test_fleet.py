@@ -108,10 +108,9 @@ def running(pattern: str) -> bool:
 
 @pytest.mark.slow
 def test_up_idempotent_rollback_status_logs_down(hosts, artifacts, sample_store, tiny_run, tmp_path, isolated):
+    from heqis.export.onnx_export import export_run
     from heqis_remote.deploy import down_fleet, logs_fleet, rollback_fleet, status_fleet, up_fleet
     from heqis_remote.fleet import load_fleet
-
-    from heqis.export.onnx_export import export_run
 
     root, started, known = hosts
     gw = started[0]

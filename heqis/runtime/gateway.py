@@ -245,7 +245,7 @@ class Gateway:
             if owner is None:
                 self.counters["duplicates"] += 1        # answered already (a re-sent request's twin)
                 continue
-            owner.in_flight.pop(msg.seq, None)
+            req = owner.in_flight.pop(msg.seq, None)
             brain.answered += 1
             if "error" in msg.extra or msg.data is None:
                 self.counters["errors"] += 1
@@ -259,7 +259,9 @@ class Gateway:
                    "pre_us": msg.extra.get("pre_us"), "inf_us": msg.extra.get("inf_us"), "brain": brain.name}
             self.store.add(row)
             self.counters["signals"] += 1
-            self._publish("signal", {**row, "mode": msg.extra.get("mode")})
+            bar = req.bar.history[-1] if req is not None else None     # the bar it decided on, for K-lines
+            self._publish("signal", {**row, "mode": msg.extra.get("mode"),
+                                     "ohlc": [round(float(v), 4) for v in bar[:4]] if bar is not None else None})
 
     # -- health ---------------------------------------------------------------------------------
     def _heartbeats(self, now: float) -> None:
