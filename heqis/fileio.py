@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
+
+from heqis.errors import HeqisError
 
 
 def sha256_file(path: Path) -> str:
@@ -39,3 +43,17 @@ def atomic_write_bytes(path: Path, data: bytes, mode: int | None = None) -> None
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def read_manifest(path: Path, kind: str, what: str, hint: str) -> dict[str, Any]:
+    """A JSON manifest of ``kind``; one clear HeqisError when it is missing, corrupt or of another kind."""
+    path = Path(path)
+    if not path.exists():
+        raise HeqisError(f"{path.parent}: {what} (manifest.json missing)", hint=hint)
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise HeqisError(f"{path}: corrupt manifest ({exc})") from None
+    if not isinstance(manifest, dict) or manifest.get("kind") != kind:
+        raise HeqisError(f"{path}: not a {kind} manifest")
+    return manifest

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import subprocess
 import sys
 import threading
@@ -15,28 +14,12 @@ from pathlib import Path
 import zmq
 
 from heqis.runtime.gateway import BrainTarget, Gateway, GatewayConfig
+from heqis.runtime.ports import free_port_block
 from heqis.runtime.sources import Aligner
 
 
 def free_ports(count: int) -> int:
-    """A base port such that base .. base+count-1 are free on loopback right now."""
-    for _ in range(200):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            base = s.getsockname()[1]
-        if base + count >= 65535:
-            continue
-        ok = True
-        for p in range(base, base + count):
-            with socket.socket() as s:
-                try:
-                    s.bind(("127.0.0.1", p))
-                except OSError:
-                    ok = False
-                    break
-        if ok:
-            return base
-    raise RuntimeError("no free ports")
+    return free_port_block(count)
 
 
 def start_brain(artifacts: Path, port: int, name: str = "brain-1", log: Path | None = None,

@@ -16,11 +16,11 @@ Every reader goes through ``verify``: a missing or altered file is refused, neve
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from heqis.errors import HeqisError
+from heqis.fileio import read_manifest as read_json_manifest
 from heqis.fileio import sha256_file
 
 MANIFEST = "manifest.json"
@@ -28,17 +28,8 @@ KIND = "heqis-artifacts"
 
 
 def read_manifest(artifact_dir: Path) -> dict[str, Any]:
-    path = Path(artifact_dir) / MANIFEST
-    if not path.exists():
-        raise HeqisError(f"{artifact_dir}: no artifact set here (manifest.json missing)",
-                         hint="run: heqis export RUN_DIR --out DIR")
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise HeqisError(f"{path}: corrupt artifact manifest ({exc})") from None
-    if manifest.get("kind") != KIND:
-        raise HeqisError(f"{path}: not a HEQIS artifact manifest")
-    return manifest
+    return read_json_manifest(Path(artifact_dir) / MANIFEST, KIND, "no artifact set here",
+                              "run: heqis export RUN_DIR --out DIR")
 
 
 def verify(artifact_dir: Path, only: list[str] | None = None) -> dict[str, Any]:

@@ -12,7 +12,6 @@ inference p50): what the runtime adds on top of the network and the model.
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import tempfile
@@ -28,31 +27,15 @@ from heqis.errors import HeqisError
 from heqis.export.artifacts import verify
 from heqis.runtime.bars import WINDOW_COLUMNS, history_length
 from heqis.runtime.gateway import BrainTarget, Gateway, GatewayConfig
+from heqis.runtime.ports import free_port_block
 from heqis.runtime.protocol import decode, encode
 from heqis.runtime.signal_store import SignalStore
 from heqis.runtime.sources import Aligner, ReplaySource
 
 
-def _free_base(count: int) -> int:
-    for _ in range(100):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            base = s.getsockname()[1]
-        ok = base + count < 65535
-        for p in range(base, base + count):
-            with socket.socket() as s:
-                try:
-                    s.bind(("127.0.0.1", p))
-                except OSError:
-                    ok = False
-        if ok:
-            return base
-    raise HeqisError("no free loopback ports for the benchmark")
-
-
 def pingpong(payload_bytes: int, calls: int = 2000) -> dict[str, float]:
     """Round trips of [header, payload] through a PULL→PUSH echo thread (the brain's socket pattern)."""
-    base = _free_base(2)
+    base = free_port_block(2)
     ctx = zmq.Context.instance()
     stop = threading.Event()
 
@@ -118,7 +101,7 @@ def _replay(artifacts: Path, data_dir: Path, brains: int, rate: float, limit: in
 
     window = int(verify(artifacts)["window"])
     arrays = store_arrays(data_dir)
-    base = _free_base(2 * brains + 4)
+    base = free_port_block(2 * brains + 4)
     with tempfile.TemporaryDirectory() as tmp, Brains(artifacts, brains, base + 4) as fleet:
         src = ReplaySource(arrays, history_length(window), rate=rate, limit=limit, min_bars=2 * window + 10)
         cfg = GatewayConfig(fleet.targets, Path(tmp) / "bench.sqlite", telemetry_port=base, control_port=base + 1,

@@ -119,35 +119,50 @@ class ReplaySource:
         return out
 
 
-class TushareSource:
-    """Polls ``daily`` for the watchlist every ``interval`` seconds; history seeded from the data store."""
+class PolledSource:
+    """A live source read every ``interval`` seconds; each symbol's history is seeded from stored bars
+    (a symbol without any starts empty and becomes usable once enough bars have arrived)."""
 
     live = True
+    done = False
 
-    def __init__(self, api: object, seed: Arrays, symbols: list[str], history: int, interval: float = 60.0,
-                 today: date | None = None) -> None:
-        self.api = api
-        self.symbols = symbols
+    def __init__(self, symbols: list[str], history: int, interval: float, seed: Arrays | None) -> None:
         self.interval = interval
-        self.today = today
         self.next_poll = 0.0
         self.hist = History(history)
         for sym in symbols:
-            if sym in seed:
+            if seed and sym in seed:
                 self.hist.seed(sym, seed[sym][1], int(seed[sym][0][-1]))
-            else:  # a symbol without stored history starts empty
-                log.warning("tushare source: no stored history for %s", sym)
-        self.watermark = max(self.hist.last_time.values(), default=-1)
-        self.done = False
+            else:
+                log.warning("%s: no stored history for %s", type(self).__name__, sym)
+        self.watermark = -1
 
     def next_due(self) -> float | None:
         return max(0.0, self.next_poll - time.monotonic())
 
-    def poll(self, room: int) -> list[Bar]:
+    def due(self) -> bool:
+        """True (and the next poll scheduled) when it is time to read the source."""
         now = time.monotonic()
         if now < self.next_poll:
-            return []
+            return False
         self.next_poll = now + self.interval
+        return True
+
+
+class TushareSource(PolledSource):
+    """Polls ``daily`` for the watchlist every ``interval`` seconds."""
+
+    def __init__(self, api: object, seed: Arrays, symbols: list[str], history: int, interval: float = 60.0,
+                 today: date | None = None) -> None:
+        super().__init__(symbols, history, interval, seed)
+        self.api = api
+        self.symbols = symbols
+        self.today = today
+        self.watermark = max(self.hist.last_time.values(), default=-1)
+
+    def poll(self, room: int) -> list[Bar]:
+        if not self.due():
+            return []
         day = (self.today or date.today()).strftime("%Y%m%d")
         out = []
         df = self.api.query("daily", fields="ts_code,trade_date,open,high,low,close,vol",  # type: ignore[attr-defined]
@@ -200,36 +215,22 @@ def encode_registers(seq: int, day: date, open_: float, high: float, low: float,
             *split(round(low * 1000)), *split(round(close * 1000)), *split(int(vol)), 0]
 
 
-class ModbusSource:
+class ModbusSource(PolledSource):
     """Polls Modbus TCP holding registers; a changed sequence register announces a new bar."""
-
-    live = True
 
     def __init__(self, host: str, port: int, maps: list[ModbusMap], history: int, seed: Arrays | None = None,
                  interval: float = 0.2) -> None:
         from pymodbus.client import ModbusTcpClient
 
+        super().__init__([m.symbol for m in maps], history, interval, seed)
         self.client = ModbusTcpClient(host, port=port, timeout=2)
         self.maps = maps
-        self.interval = interval
-        self.next_poll = 0.0
         self.seen: dict[str, int] = {}
         self.errors = 0
-        self.hist = History(history)
-        for m in maps:
-            if seed and m.symbol in seed:
-                self.hist.seed(m.symbol, seed[m.symbol][1], int(seed[m.symbol][0][-1]))
-        self.watermark = -1
-        self.done = False
-
-    def next_due(self) -> float | None:
-        return max(0.0, self.next_poll - time.monotonic())
 
     def poll(self, room: int) -> list[Bar]:
-        now = time.monotonic()
-        if now < self.next_poll:
+        if not self.due():
             return []
-        self.next_poll = now + self.interval
         out = []
         if not self.client.connected and not self.client.connect():
             self.errors += 1

@@ -29,7 +29,7 @@ from heqis.data.store import DataStore
 from heqis.errors import HeqisError
 from heqis.features.columns import MODEL_INPUTS
 from heqis.features.windows import Scaler, Segments
-from heqis.fileio import atomic_write_bytes
+from heqis.fileio import atomic_write_bytes, read_manifest
 from heqis.models.encoders import CAE, T3VAE
 from heqis.models.generators import Generator, build_generator
 from heqis.train import checkpoint
@@ -97,16 +97,7 @@ def _write_json(path: Path, payload: dict[str, Any]) -> None:
 
 
 def read_run_manifest(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / "manifest.json"
-    if not path.exists():
-        raise HeqisError(f"{run_dir}: not a training run (manifest.json missing)", hint="run heqis train first")
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise HeqisError(f"{path}: corrupt run manifest ({exc})") from None
-    if manifest.get("kind") != RUN_KIND:
-        raise HeqisError(f"{path}: not a HEQIS training run manifest")
-    return manifest
+    return read_manifest(Path(run_dir) / "manifest.json", RUN_KIND, "not a training run", "run heqis train first")
 
 
 def _write_metrics(path: Path, rows: list[dict[str, Any]]) -> None:
