@@ -101,6 +101,16 @@ def emit_json(payload: Any) -> None:
     typer.echo(json.dumps(payload, ensure_ascii=False, indent=2, default=_json_default))
 
 
+def show(payload: Any, json_out: bool, renderer: str) -> None:
+    """Print a result: JSON for scripts, else the named rich renderer of heqis.render (imported late)."""
+    if json_out:
+        emit_json(payload)
+        return
+    from heqis import render
+
+    getattr(render, renderer)(stdout, payload)
+
+
 def _json_default(value: Any) -> Any:
     if isinstance(value, (date, datetime)):
         return value.isoformat()
@@ -270,12 +280,7 @@ def train(
             err.print(f"[yellow]interrupted[/]: the last completed epoch is saved; resume with "
                       f"[bold]heqis train --resume --out {escape(str(req.out))}[/]", soft_wrap=True)
             raise typer.Exit(130) from None
-    if json_out:
-        emit_json(result_dict)
-        return
-    from heqis.render import render_search_result, render_train_result
-
-    (render_search_result if search else render_train_result)(stdout, result_dict)
+    show(result_dict, json_out, "render_search_result" if search else "render_train_result")
 
 
 def _train_with_progress(req: Any, json_out: bool) -> Any:
@@ -359,12 +364,7 @@ def backtest(
 
             with progress_bar(_progress_enabled(json_out), "backtest") as update:
                 result = backtest_run(run_dir, data_dir, market, score, out, progress=update)  # type: ignore[arg-type]
-    if json_out:
-        emit_json(result.to_dict())
-        return
-    from heqis.render import render_backtest_result
-
-    render_backtest_result(stdout, result.to_dict())
+    show(result.to_dict(), json_out, "render_backtest_result")
 
 
 def _ts(value: datetime | None) -> Any:
@@ -437,12 +437,7 @@ def export(
 
     with user_errors(ctx):
         result = export_run(run_dir, generator, out, data_dir)
-    if json_out:
-        emit_json(result.to_dict())
-        return
-    from heqis.render import render_export_result
-
-    render_export_result(stdout, result.to_dict())
+    show(result.to_dict(), json_out, "render_export_result")
 
 
 @app.command(rich_help_panel="Deploy")
@@ -520,12 +515,7 @@ def bench_backends_cmd(
 
     with user_errors(ctx):
         result = bench_backends(artifacts, generator, backend, calls)
-    if json_out:
-        emit_json(result.to_dict())
-        return
-    from heqis.render import render_bench
-
-    render_bench(stdout, result.to_dict())
+    show(result.to_dict(), json_out, "render_bench")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -624,15 +614,6 @@ def _fleet_file(fleet: Path | None) -> Path | None:
         else None
 
 
-def _print_status(doc: dict[str, Any], json_out: bool) -> None:
-    if json_out:
-        emit_json(doc)
-        return
-    from heqis.render import render_status
-
-    render_status(stdout, doc)
-
-
 @app.command(rich_help_panel="Edge runtime")
 def up(
     ctx: typer.Context,
@@ -672,7 +653,7 @@ def up(
                 artifacts=artifacts, data_dir=data_dir, brains=brains, base_port=base_port, backend=backend, rate=rate,
                 start=start.date().isoformat() if start else None, end=end.date().isoformat() if end else None,
                 symbols=[s.strip().upper() for s in symbols.split(",")] if symbols else None))
-            _print_status(doc, json_out)
+            show(doc, json_out, "render_status")
             return
         from heqis_remote.deploy import rollback_fleet, up_fleet
         from heqis_remote.fleet import load_fleet
@@ -686,12 +667,7 @@ def up(
                     err.print(f"[dim]{host}: {step}[/]")
 
             result = rollback_fleet(cfg, report) if rollback else up_fleet(cfg, report, trust_new_hosts)
-    if json_out:
-        emit_json(result.to_dict())
-    else:
-        from heqis.render import render_up
-
-        render_up(stdout, result.to_dict())
+    show(result.to_dict(), json_out, "render_up")
     if not result.ok:
         raise typer.Exit(1)
 
@@ -718,7 +694,7 @@ def status(
                 from heqis_remote.fleet import load_fleet
 
                 doc = status_fleet(load_fleet(fleet_file))
-            _print_status(doc, json_out)
+            show(doc, json_out, "render_status")
             if watch <= 0:
                 break
             time.sleep(watch)

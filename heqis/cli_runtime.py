@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from heqis.cli import EndOpt, StartOpt, bench_app, emit_json, err, stdout, user_errors
+from heqis.cli import EndOpt, StartOpt, bench_app, emit_json, err, show, stdout, user_errors
 from heqis.errors import HeqisError
 
 PANEL = "Edge runtime"
@@ -208,10 +208,5 @@ def bench_runtime(
 
     with user_errors(ctx):
         result = run_bench(artifacts, data_dir, rate, seconds, [int(b) for b in brains.split(",")])
-    if json_out:
-        emit_json(result)
-        return
-    from heqis.render import render_runtime_bench
-
-    render_runtime_bench(stdout, result)
+    show(result, json_out, "render_runtime_bench")
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from heqis.data.pipeline import DataResult
+if TYPE_CHECKING:   # the renderers must import on edge installs too (no pandas there)
+    from heqis.data.pipeline import DataResult
 
 
 def table(console: Console, title: str | None = None, caption: str | None = None) -> Table:
