@@ -106,21 +106,10 @@ def _replay(artifacts: Path, data_dir: Path, brains: int, rate: float, limit: in
         src = ReplaySource(arrays, history_length(window), rate=rate, limit=limit, min_bars=2 * window + 10)
         cfg = GatewayConfig(fleet.targets, Path(tmp) / "bench.sqlite", telemetry_port=base, control_port=base + 1,
                             ws_port=0, exit_when_done=True, ring=8192, max_in_flight=64)
-        # wait for every brain to answer before the clock starts
-        probe = Gateway(cfg, Aligner([ReplaySource({}, 10)]))
-        deadline = time.monotonic() + warmup_s
-        while time.monotonic() < deadline and not all(b.alive for b in probe.brains):
-            probe._heartbeats(time.monotonic())
-            for b in probe.brains:
-                if b.pull.poll(100):
-                    probe._receive(b)
-        ready = all(b.alive for b in probe.brains)
-        probe.close()
-        if not ready:
-            raise HeqisError("the benchmark's brains did not start", hint="try: heqis brain --artifacts ...")
         gw = Gateway(cfg, Aligner([src]))
-        for b in gw.brains:
-            b.alive = True
+        if not gw.wait_ready(warmup_s):      # the clock starts once every brain answers
+            gw.close()
+            raise HeqisError("the benchmark's brains did not start", hint="try: heqis brain --artifacts ...")
         src.t0 = time.monotonic()
         t0 = time.monotonic()
         gw.run()

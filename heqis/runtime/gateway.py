@@ -148,6 +148,16 @@ class Gateway:
         pull.connect(f"tcp://{target.host}:{target.port + 1}")
         return BrainLink(target, push, pull)
 
+    def wait_ready(self, timeout_s: float) -> bool:
+        """Heartbeat the brains until every one has answered (benchmarks start their clock after this)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and not all(b.alive for b in self.brains):
+            self._heartbeats(time.monotonic())
+            for b in self.brains:
+                if b.pull.poll(100):
+                    self._receive(b)
+        return all(b.alive for b in self.brains)
+
     # -- the loop -------------------------------------------------------------------------------
     def run(self) -> None:
         poller = zmq.Poller()
