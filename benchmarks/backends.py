@@ -22,7 +22,7 @@ import torch
 
 from heqis.export.onnx_export import ExportModule, export_onnx, onnx_session
 from heqis.features.columns import MODEL_INPUTS
-from heqis.models.encoders import CAE, T3VAE
+from heqis.models.encoders import build_encoders
 from heqis.models.generators import build_generator
 from heqis.train.presets import get_preset
 
@@ -52,8 +52,7 @@ def main() -> int:
         for name in args.presets.split(","):
             p = get_preset(name.strip())
             torch.manual_seed(0)
-            enc = (CAE(n_f, p.window, p.cae["latent"], p.cae.get("channels", 32)),
-                   T3VAE(n_f, p.window, p.t3vae["latent"], p.t3vae.get("hidden", 128)))
+            enc = build_encoders(n_f, p.window, p.cae, p.t3vae)
             x = torch.randn(1, p.window, n_f)
             for gid, spec in p.generators.items():
                 module = ExportModule(build_generator(spec["kind"], n_f, p.window, spec, enc), 50.0, 0.0).eval()

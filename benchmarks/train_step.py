@@ -17,7 +17,7 @@ import time
 import torch
 
 from heqis.features.columns import MODEL_INPUTS
-from heqis.models.encoders import CAE, T3VAE
+from heqis.models.encoders import build_encoders
 from heqis.models.generators import build_generator
 from heqis.train.losses import supervised_loss
 from heqis.train.presets import get_preset
@@ -62,8 +62,7 @@ def main() -> int:
         p = get_preset(name.strip())
         for device in devices:
             torch.manual_seed(0)
-            enc = (CAE(n_f, p.window, p.cae["latent"], p.cae.get("channels", 32)),
-                   T3VAE(n_f, p.window, p.t3vae["latent"], p.t3vae.get("hidden", 128)))
+            enc = build_encoders(n_f, p.window, p.cae, p.t3vae)
             base = None
             for gid, spec in p.generators.items():
                 model = build_generator(spec["kind"], n_f, p.window, spec, enc).to(device)

@@ -49,35 +49,29 @@ def hosts(tmp_path_factory, wheelhouse_env):
         h.proc.wait(5)
 
 
+def host_toml(name: str, role: str, port: int, workdir: Path, root: Path, extra: str = "") -> str:
+    """One [[hosts]] entry for a loopback test host."""
+    return f"""
+[[hosts]]
+name = "{name}"
+role = "{role}"
+host = "127.0.0.1"
+user = "root"
+port = {port}
+workdir = "{workdir}"
+python = "{PYTHON}"
+identity_file = "{root / 'id_ed25519'}"
+{extra}"""
+
+
 def write_fleet(path: Path, root: Path, known: Path, hosts: list[SSHHost], artifacts: Path, data: Path,
                 extra_host: str = "") -> Path:
     base = free_ports(8)
     gw, *brains = hosts
-    blocks = [f"""
-[[hosts]]
-name = "gw"
-role = "gateway"
-host = "127.0.0.1"
-user = "root"
-port = {gw.port}
-workdir = "{gw.workdir}"
-python = "{PYTHON}"
-identity_file = "{root / 'id_ed25519'}"
-"""]
+    blocks = [host_toml("gw", "gateway", gw.port, gw.workdir, root)]
     for i, b in enumerate(brains):
-        blocks.append(f"""
-[[hosts]]
-name = "brain-{i + 1}"
-role = "brain"
-host = "127.0.0.1"
-user = "root"
-port = {b.port}
-workdir = "{b.workdir}"
-python = "{PYTHON}"
-identity_file = "{root / 'id_ed25519'}"
-brain_port = {base + 4 + 2 * i}
-reset_command = "true"
-""")
+        blocks.append(host_toml(f"brain-{i + 1}", "brain", b.port, b.workdir, root,
+                                f'brain_port = {base + 4 + 2 * i}\nreset_command = "true"\n'))
     path.write_text(textwrap.dedent(f"""
     [fleet]
     name = "looptest"
@@ -189,18 +183,7 @@ def test_a_host_that_is_down_is_reported_while_the_others_come_up(hosts, artifac
 
     root, started, known = hosts
     dead_port = free_ports(1)
-    ghost = f"""
-[[hosts]]
-name = "brain-ghost"
-role = "brain"
-host = "127.0.0.1"
-user = "root"
-port = {dead_port}
-workdir = "{tmp_path / 'ghost'}"
-python = "{PYTHON}"
-identity_file = "{root / 'id_ed25519'}"
-brain_port = {free_ports(2)}
-"""
+    ghost = host_toml("brain-ghost", "brain", dead_port, tmp_path / "ghost", root, f"brain_port = {free_ports(2)}\n")
     cfg = load_fleet(write_fleet(tmp_path / "fleet.toml", root, known, started, artifacts, sample_store.root, ghost))
     try:
         result = up_fleet(cfg)

@@ -54,6 +54,12 @@ class CAE(nn.Module):
         return torch.mean((self(x) - x) ** 2)
 
 
+def build_encoders(n_features: int, window: int, cae: dict, t3vae: dict) -> tuple[CAE, T3VAE]:
+    """The CAE and t3-VAE a preset (or a checkpoint's copy of it) describes."""
+    return (CAE(n_features, window, cae["latent"], cae.get("channels", 32)),
+            T3VAE(n_features, window, t3vae["latent"], t3vae.get("hidden", 128), t3vae.get("nu", 5.0)))
+
+
 def _log_t_normaliser(nu: float, d: int) -> float:
     """log of the Student-t density's normalising constant in d dimensions."""
     return math.lgamma((nu + d) / 2) - math.lgamma(nu / 2) - d / 2 * math.log(nu * math.pi)

@@ -30,7 +30,7 @@ from heqis.errors import HeqisError
 from heqis.features.columns import MODEL_INPUTS
 from heqis.features.windows import Scaler, Segments
 from heqis.fileio import atomic_write_bytes, read_manifest
-from heqis.models.encoders import CAE, T3VAE
+from heqis.models.encoders import build_encoders
 from heqis.models.generators import Generator, build_generator
 from heqis.train import checkpoint
 from heqis.train.data import prepare
@@ -271,9 +271,7 @@ def load_generator_file(path: Path) -> Generator:
         spec, n_f, window = payload["spec"], int(payload["n_features"]), int(payload["window"])
         encoders = None
         if spec["kind"] == "latent":
-            encoders = (CAE(n_f, window, payload["cae"]["latent"], payload["cae"].get("channels", 32)),
-                        T3VAE(n_f, window, payload["t3vae"]["latent"], payload["t3vae"].get("hidden", 128),
-                              payload["t3vae"].get("nu", 5.0)))
+            encoders = build_encoders(n_f, window, payload["cae"], payload["t3vae"])
         model = build_generator(spec["kind"], n_f, window, spec, encoders)
     except (KeyError, TypeError, ValueError) as exc:
         raise HeqisError(f"{path}: checkpoint metadata is incomplete ({exc})") from None

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from heqis.models.discriminator import ConvDiscriminator
-from heqis.models.encoders import CAE, T3VAE
+from heqis.models.encoders import build_encoders
 from heqis.models.generators import Generator, build_generator
 from heqis.train.data import Split, TrainingData
 from heqis.train.losses import (
@@ -73,9 +73,8 @@ class MultiGANTrainer:
         self.seed = seed
         self.shuffle = torch.Generator().manual_seed(seed)
         f, w = data.n_features, data.window
-        self.cae = CAE(f, w, preset.cae["latent"], preset.cae.get("channels", 32)).to(self.device)
-        self.t3vae = T3VAE(f, w, preset.t3vae["latent"], preset.t3vae.get("hidden", 128),
-                           preset.t3vae.get("nu", 5.0)).to(self.device)
+        cae, t3vae = build_encoders(f, w, preset.cae, preset.t3vae)
+        self.cae, self.t3vae = cae.to(self.device), t3vae.to(self.device)
         self.encoders_trained = False
         self.encoder_log = encoder_log or (lambda line: None)
         self.ids = list(preset.generators)
