@@ -52,9 +52,9 @@ class RunViews:
 def load_run_views(run_dir: Path) -> RunViews:
     import pandas as pd
 
-    from heqis.train.run import read_run_manifest
+    from heqis.formats.run import RunFolder
 
-    manifest = read_run_manifest(run_dir)
+    manifest = RunFolder.open(run_dir).manifest
     curves: dict[str, tuple[list[int], list[float]]] = {}
     with (run_dir / "metrics.csv").open() as fh:
         for row in csv.DictReader(fh):

@@ -15,7 +15,7 @@ import numpy as np
 
 from heqis.backends import BACKENDS, INSTALL_HINTS, get_predictor
 from heqis.errors import HeqisError
-from heqis.export.artifacts import verify
+from heqis.formats.artifacts import ArtifactSet
 
 
 @dataclass
@@ -74,14 +74,14 @@ def time_predictor(predictor: Any, windows: np.ndarray, calls: int, warmup: int 
 
 def bench_backends(artifact_dir: Path, generators: list[str] | None = None, backends: list[str] | None = None,
                    calls: int = 200) -> BenchResult:
-    manifest = verify(Path(artifact_dir))
-    windows = np.load(Path(artifact_dir) / "calibration.npy").astype(np.float32)
-    if len(windows) < 64:
-        windows = np.concatenate([windows] * (64 // len(windows) + 1))
-    gens = generators or list(manifest["generators"])
+    artifacts = ArtifactSet.open(Path(artifact_dir))
+    gens = generators or artifacts.generators
     rows: list[BackendTiming] = []
     unavailable: dict[str, str] = {}
     for gid in gens:
+        windows = np.load(artifacts.path(gid, "calibration")).astype(np.float32)
+        if len(windows) < 64:
+            windows = np.concatenate([windows] * (64 // len(windows) + 1))
         reference = get_predictor("onnxruntime", artifact_dir, gid).predict(windows[:64])
         for backend in backends or BACKENDS:
             for variant, options in _variants(backend):

@@ -1,9 +1,10 @@
 """Typed settings: ``heqis.toml`` < ``HEQIS_*`` environment variables < command-line flags.
 
-The TOML file groups keys in sections (``[data] dir = ...``); each key maps to one flat setting
-``<section>_<key>`` whose environment variable is ``HEQIS_<SECTION>_<KEY>`` (``HEQIS_DATA_DIR``,
-``HEQIS_TUSHARE_URL``). Secrets never live in the TOML file: the Tushare token comes from
-``HEQIS_TUSHARE_TOKEN`` or a token file that only its owner can read (0600).
+The one resolver every command uses (``load_settings``). The TOML file groups keys in sections
+(``[data] dir = ...``); each key maps to one flat setting ``<section>_<key>`` whose environment
+variable is ``HEQIS_<SECTION>_<KEY>`` (``HEQIS_DATA_DIR``, ``HEQIS_RUNTIME_TELEMETRY_PORT``).
+Secrets never live in the TOML file: the Tushare token comes from ``HEQIS_TUSHARE_TOKEN`` or a
+token file that only its owner can read (0600).
 """
 
 from __future__ import annotations
@@ -50,9 +51,26 @@ class Settings(BaseSettings):
     tushare_timeout_s: float = Field(30.0, gt=0)
     tushare_backoff_s: float = Field(2.0, ge=0, description="first retry delay; doubles each retry")
 
-    # [features]
-    features_window: int = Field(60, ge=2, le=2000)
-    features_flat_band: float = Field(0.005, ge=0, lt=1, description="|next-day return| below it is 'flat'")
+    # [features] — training inputs; unset, the preset's value holds
+    features_window: int | None = Field(None, ge=2, le=2000, description="bars per window (the preset's when unset)")
+    features_flat_band: float | None = Field(None, ge=0, lt=1, description="|next-day return| below it is 'flat'")
+
+    # [train]
+    train_runs_dir: Path = Field(Path("runs"), description="where runs go when --out is not given")
+
+    # [artifacts]
+    artifacts_dir: Path = Field(Path("deploy_output"), description="the artifact set: export writes, edge reads")
+
+    # [runtime] — the brain's and the gateway's sockets (a local fleet lays its own out from [local])
+    runtime_brain_port: int = Field(5555, ge=1, le=65534, description="brain PULL port (its PUSH is +1)")
+    runtime_telemetry_port: int = Field(5560, ge=1, le=65535)
+    runtime_control_port: int = Field(5561, ge=1, le=65535)
+    runtime_ws_port: int = Field(8765, ge=0, le=65535, description="0 turns the WebSocket off")
+    runtime_bind: str = Field("127.0.0.1", description="the gateway's telemetry/control address")
+    runtime_db: Path = Field(Path(".heqis/signals.sqlite"), description="the gateway's SQLite store")
+
+    # [local] — heqis up --local
+    local_base_port: int = Field(5560, ge=1, le=65500, description="telemetry, control, WebSocket, then brains")
 
     @classmethod
     def settings_customise_sources(

@@ -1,17 +1,20 @@
-"""``heqis demo``: the whole chain on the bundled synthetic data, as far as it has landed.
+"""``heqis demo``: the whole chain on the bundled synthetic data.
 
-Steps today: data (sample source) → train (tiny preset) → backtest (chosen on select, reported on
-test) → export (ONNX, checked against torch) into ``heqis-demo/deploy_output`` → a local fleet
-(gateway + brain processes, ``heqis up --local``) replaying the sample data. A run from an earlier
-demo on the same data is reused, so a second ``make demo`` is quick; anything else in the demo
-folder is rebuilt, and a fleet left by an earlier demo is stopped first.
+data (sample source) → train (tiny preset) → backtest (chosen on select, reported on test) → export
+(ONNX, checked against torch) into ``heqis-demo/deploy_output`` → a local fleet (gateway + brain
+processes, ``heqis up --local``) replaying the sample data's second half of 2024 → the console. A
+run from an earlier demo on the same data is reused, so a second ``make demo`` is quick; anything
+else in the demo folder is rebuilt, a fleet left by an earlier demo is stopped first, and the
+replay runs again even where signals are stored (they are not stored twice).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,52 +37,84 @@ class DemoResult:
 
 
 def _reusable(run_dir: Path, content_hash: str) -> dict[str, Any] | None:
+    from heqis.features.fingerprint import same_features
+    from heqis.formats.run import RUN_VERSION
+
     try:
         manifest = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
         return None
-    ok = manifest.get("status") in ("complete", "early_stopped") and \
-        manifest.get("data", {}).get("content_hash") == content_hash
+    ok = manifest.get("status") in ("complete", "early_stopped") and manifest.get("version") == RUN_VERSION and \
+        manifest.get("data", {}).get("content_hash") == content_hash and same_features(manifest.get("features"))
     return manifest if ok else None
 
 
-def start_fleet(root: Path, brains: int = 2, rate: float = 40.0, start: str = "2024-07-01",
-                base_port: int | None = None) -> dict[str, Any]:
-    """The local fleet on the demo's artifacts (stopping one an earlier demo left running).
+REPLAY_FROM = "2024-07-01"
+Stage = Callable[[str], contextlib.AbstractContextManager[Callable[[str, int, int], None]]]
 
-    Default ports as DESIGN.md §8 (brains 5555…, telemetry 5560, control 5561, WebSocket 8765); with
-    ``base_port`` every port is taken from base_port … base_port + 2·brains + 2 instead."""
-    from heqis.runtime.local_fleet import STATE_FILE, LocalFleetRequest, down_local, up_local
+
+def start_fleet(root: Path, brains: int = 2, rate: float = 40.0, start: str = REPLAY_FROM,
+                base_port: int | None = None) -> dict[str, Any]:
+    """The local fleet on the demo's artifacts (stopping one an earlier demo left here), replaying from
+    ``start`` even where signals are stored. Ports: the local layout from ``base_port``."""
+    from heqis.runtime.local_fleet import STATE_FILE, LocalFleetRequest, down_local, port_layout, up_local
 
     if STATE_FILE.exists():
         down_local(STATE_FILE)
-    ports = {} if base_port is None else {
-        "base_port": base_port, "telemetry_port": base_port + 2 * brains, "control_port": base_port + 2 * brains + 1,
-        "ws_port": base_port + 2 * brains + 2}
+    layout = port_layout(brains, base_port if base_port is not None else settings_base_port())
     return up_local(LocalFleetRequest(artifacts=root / "deploy_output", data_dir=root / "data", brains=brains,
-                                      rate=rate, start=start, **ports))
+                                      ports=layout, rate=rate, start=start, replay_from=start))
 
 
-def run_demo(root: Path, settings: Settings, progress: Callable[[str, int, int], None] | None = None,
-             on_epoch: Callable[..., None] | None = None, log: Callable[[str], None] | None = None) -> DemoResult:
+def settings_base_port() -> int:
+    from heqis.config import load_settings
+
+    return int(load_settings().local_base_port)
+
+
+def watch_fleet(control_address: str, gateway_pid: int, seconds: float) -> Iterator[dict[str, Any]]:
+    """One telemetry snapshot of the demo's gateway per second for ``seconds`` (ends early when it stops)."""
+    from heqis.runtime.local_fleet import control
+
+    for _ in range(max(1, int(seconds))):
+        time.sleep(1.0)
+        snapshot = control(control_address, {"cmd": "telemetry"}, 2.0)
+        if snapshot is None or snapshot["nodes"][0].get("pid") != gateway_pid:
+            return
+        yield snapshot
+
+
+def _no_stage(label: str) -> contextlib.AbstractContextManager[Callable[[str, int, int], None]]:
+    return contextlib.nullcontext(lambda what, done, total: None)
+
+
+def run_demo(root: Path, settings: Settings, stage: Stage = _no_stage, on_epoch: Callable[..., None] | None = None,
+             log: Callable[[str], None] | None = None) -> DemoResult:
+    """Data → train → backtest → export in ``root``; ``stage(label)`` wraps each step (progress output)."""
     from heqis.backtest.run import backtest_run
     from heqis.export.onnx_export import export_run
     from heqis.train.run import TrainRequest, run_train
 
-    data = run_data(DataRequest(source="sample", data_dir=root / "data", bundled_watchlist=True), settings,
-                    progress=progress)
+    with stage("demo 1/4: data (sample)") as progress:
+        data = run_data(DataRequest(source="sample", data_dir=root / "data", bundled_watchlist=True), settings,
+                        progress=progress)
     run_dir = root / "run"
     previous = _reusable(run_dir, data.content_hash)
-    if previous is not None:
-        summary = {k: previous[k] for k in ("status", "epochs_run", "best_generator", "generators", "baselines",
-                                            "events", "segments", "samples", "device")}
-        summary.update(run_dir=str(run_dir), preset=previous["preset"]["name"],
-                       seconds=previous.get("seconds", 0.0), notes=["reused the run of an earlier demo"])
-        train = summary
-    else:
-        shutil.rmtree(run_dir, ignore_errors=True)
-        train = run_train(TrainRequest(data_dir=root / "data", preset="tiny", out=run_dir), on_epoch=on_epoch,
-                          log=log).to_dict()
-    bt = backtest_run(run_dir, root / "data")
-    exported = export_run(run_dir, out=root / "deploy_output", data_dir=root / "data")
+    with stage("demo 2/4: train (tiny preset)") as progress:
+        progress("", 0, 0)
+        if previous is not None:
+            summary = {k: previous[k] for k in ("status", "epochs_run", "best_generator", "generators", "baselines",
+                                                "events", "segments", "samples", "device")}
+            summary.update(run_dir=str(run_dir), preset=previous["preset"]["name"],
+                           seconds=previous.get("seconds", 0.0), notes=["reused the run of an earlier demo"])
+            train = summary
+        else:
+            shutil.rmtree(run_dir, ignore_errors=True)
+            train = run_train(TrainRequest(data_dir=root / "data", preset="tiny", out=run_dir), on_epoch=on_epoch,
+                              log=log).to_dict()
+    with stage("demo 3/4: backtest") as progress:
+        bt = backtest_run(run_dir, root / "data", progress=progress)
+    with stage("demo 4/4: export") as progress:
+        progress("", 0, 0)
+        exported = export_run(run_dir, out=root / "deploy_output", data_dir=root / "data")
     return DemoResult(data, train, bt.to_dict(), exported.to_dict(), previous is not None)

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from heqis.errors import HeqisError
-from heqis.export.artifacts import verify
+from heqis.formats.artifacts import ArtifactSet
 from heqis.fileio import sha256_file
 from heqis_remote.executor import SSHExecutor, StepFailed
 from heqis_remote.fleet import FleetConfig, HostSpec
@@ -257,7 +257,7 @@ class Bundle:
 def make_bundle(cfg: FleetConfig, machine: str, python: str, workdir: Path) -> Bundle:
     from heqis.runtime.replay_pack import store_arrays, write_pack
 
-    manifest = verify(cfg.fleet.artifacts)
+    manifest = ArtifactSet.open(cfg.fleet.artifacts).manifest
     common: dict[str, Path] = {}
     wheel = build_wheel(workdir / "dist")
     common[f"wheels/{wheel.name}"] = wheel
@@ -406,7 +406,8 @@ def down_fleet(cfg: FleetConfig, timeout_s: float = 10.0) -> list[dict[str, Any]
 
 
 def status_fleet(cfg: FleetConfig) -> dict[str, Any]:
-    """DESIGN.md §8's status document for the fleet, plus per host: reachable, release, process alive."""
+    """The status document (docs/architecture.md, "Status document") for the fleet, plus per host: reachable,
+    release, process alive."""
     live = gateway_control(cfg, {"cmd": "status"}, 2.0)
     by_name = {n["name"]: n for n in (live or {"nodes": []})["nodes"]}
 

@@ -7,7 +7,7 @@ import pandas as pd
 
 from heqis.data.assemble import forward_adjust
 from heqis.data.schema import RAW_COLUMNS, conform_bars
-from heqis.features.compute import add_features
+from heqis.features.frames import add_features
 
 
 def bars_from_closes(close: np.ndarray, start: str = "2015-01-05", seed: int = 0) -> pd.DataFrame:

@@ -14,7 +14,7 @@ from heqis.backtest.rules import MarketRules
 from heqis.backtest.run import backtest_run, backtest_signals
 from heqis.backtest.signals import Predictions
 from heqis.errors import HeqisError
-from heqis.features.compute import add_features
+from heqis.features.frames import add_features
 from tests.test_cli import assert_one_line_error, run
 
 

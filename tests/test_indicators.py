@@ -8,7 +8,8 @@ import talib
 from bokeh_sampledata.stocks import AAPL, IBM, MSFT
 
 from heqis.features import indicators as ind
-from heqis.features.compute import add_features, feature_arrays
+from heqis.features.compute import feature_arrays
+from heqis.features.frames import add_features
 
 REAL = {"AAPL": AAPL, "IBM": IBM, "MSFT": MSFT}
 TOL = 1e-9

@@ -173,7 +173,7 @@ def test_existing_run_and_changed_data_are_refused(short_run, sample_store, tmp_
 
 def test_training_data_never_sees_the_future(sample_store):
     """Tamper with every bar after the train segment: the training tensors and the scaler stay the same."""
-    from heqis.features.compute import add_features
+    from heqis.features.frames import add_features
 
     bars = {s: sample_store.read_bars(s) for s in SYMBOLS}
     base = prepare(bars, sample_store.sessions(), 60, 0.005)

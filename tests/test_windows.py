@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from heqis.features.columns import MODEL_INPUTS
-from heqis.features.compute import add_features
+from heqis.features.frames import add_features
 from heqis.features.windows import (
     Scaler,
     build_windows,

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from heqis.errors import HeqisError
-from heqis.export.artifacts import generator_files, read_manifest, verify
+from heqis.formats.artifacts import ArtifactSet
 
 
 class Predictor(ABC):
@@ -25,11 +25,11 @@ class Predictor(ABC):
 
     def _open(self, artifact_dir: Path, generator: str, key: str) -> Path:
         """Verify the artifact set (sha256 of the files this backend reads) and return one file."""
-        files = generator_files(read_manifest(artifact_dir), generator)
-        manifest = verify(artifact_dir, only=[files[key], "scaler_params.json"])
-        self.manifest, self.generator = manifest, generator
-        self.window, self.n_features = int(manifest["window"]), int(manifest["n_features"])
-        return Path(artifact_dir) / files[key]
+        artifacts = ArtifactSet.open(artifact_dir, verify=False)
+        artifacts.verify([artifacts.file_name(generator, key), artifacts.file_name(generator, "scaler")])
+        self.artifacts, self.manifest, self.generator = artifacts, artifacts.manifest, generator
+        self.window, self.n_features = artifacts.window(generator), artifacts.n_features
+        return artifacts.path(generator, key)
 
     def check(self, windows: np.ndarray) -> np.ndarray:
         x = np.ascontiguousarray(windows, dtype=np.float32)

@@ -14,49 +14,8 @@ from typing import Any
 import numpy as np
 
 from heqis.backends.base import Predictor
+from heqis.backends.tensorrt_engine import MAX_BATCH, cuda_check
 from heqis.errors import HeqisError
-from heqis.export.tensorrt import MAX_BATCH, calibration_batches
-
-
-def _check(result: Any) -> Any:  # pragma: no cover - needs cuda-python
-    err, *rest = result if isinstance(result, tuple) else (result,)
-    if int(err) != 0:
-        raise HeqisError(f"CUDA call failed: {err}")
-    return rest[0] if len(rest) == 1 else rest
-
-
-def make_calibrator(calibration: np.ndarray, batch: int, cache: Path) -> Any:  # pragma: no cover - needs TRT
-    """An IInt8EntropyCalibrator2 over the shipped calibration windows."""
-    import tensorrt as trt
-    from cuda.bindings import runtime as cudart
-
-    batches = list(calibration_batches(calibration, batch))
-
-    class EntropyCalibrator(trt.IInt8EntropyCalibrator2):
-        def __init__(self) -> None:
-            super().__init__()
-            self.index = 0
-            self.device = _check(cudart.cudaMalloc(batches[0].nbytes))
-
-        def get_batch_size(self) -> int:
-            return batch
-
-        def get_batch(self, names: list[str]) -> list[int] | None:
-            if self.index >= len(batches):
-                return None
-            host = batches[self.index]
-            _check(cudart.cudaMemcpy(self.device, host.ctypes.data, host.nbytes,
-                                     cudart.cudaMemcpyKind.cudaMemcpyHostToDevice))
-            self.index += 1
-            return [int(self.device)]
-
-        def read_calibration_cache(self) -> bytes | None:
-            return cache.read_bytes() if cache.exists() else None
-
-        def write_calibration_cache(self, data: bytes) -> None:
-            cache.write_bytes(bytes(data))
-
-    return EntropyCalibrator()
 
 
 class TensorRTPredictor(Predictor):  # pragma: no cover - needs TensorRT + a GPU
@@ -82,11 +41,11 @@ class TensorRTPredictor(Predictor):  # pragma: no cover - needs TensorRT + a GPU
         if self.engine is None:
             raise HeqisError(f"{path}: not an engine for this GPU / TensorRT version", hint="rebuild it here")
         self.context = self.engine.create_execution_context()
-        self.stream = _check(cudart.cudaStreamCreate())
+        self.stream = cuda_check(cudart.cudaStreamCreate())
         sizes = {"input": (MAX_BATCH, self.window, self.n_features), "output_reg": (MAX_BATCH, 1),
                  "output_cls": (MAX_BATCH, 3)}
         self.host = {n: np.empty(s, dtype=np.float32) for n, s in sizes.items()}
-        self.device = {n: _check(cudart.cudaMalloc(a.nbytes)) for n, a in self.host.items()}
+        self.device = {n: cuda_check(cudart.cudaMalloc(a.nbytes)) for n, a in self.host.items()}
         for n, ptr in self.device.items():
             self.context.set_tensor_address(n, int(ptr))
 
@@ -106,21 +65,21 @@ class TensorRTPredictor(Predictor):  # pragma: no cover - needs TensorRT + a GPU
             raise HeqisError(f"tensorrt: batch {b} exceeds the engine profile's {MAX_BATCH}")
         self.context.set_input_shape("input", x.shape)
         h2d, d2h = cudart.cudaMemcpyKind.cudaMemcpyHostToDevice, cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
-        _check(cudart.cudaMemcpyAsync(self.device["input"], x.ctypes.data, x.nbytes, h2d, self.stream))
+        cuda_check(cudart.cudaMemcpyAsync(self.device["input"], x.ctypes.data, x.nbytes, h2d, self.stream))
         if self.cuda_graph:
             graph = self.graphs.get(b)
             if graph is None:
                 self.context.execute_async_v3(self.stream)  # warm-up launch before capture
-                _check(cudart.cudaStreamBeginCapture(self.stream,
+                cuda_check(cudart.cudaStreamBeginCapture(self.stream,
                                                      cudart.cudaStreamCaptureMode.cudaStreamCaptureModeGlobal))
                 self.context.execute_async_v3(self.stream)
-                graph = _check(cudart.cudaGraphInstantiate(_check(cudart.cudaStreamEndCapture(self.stream)), 0))
+                graph = cuda_check(cudart.cudaGraphInstantiate(cuda_check(cudart.cudaStreamEndCapture(self.stream)), 0))
                 self.graphs[b] = graph
-            _check(cudart.cudaGraphLaunch(graph, self.stream))
+            cuda_check(cudart.cudaGraphLaunch(graph, self.stream))
         else:
             self.context.execute_async_v3(self.stream)
         for name in ("output_reg", "output_cls"):
             out = self.host[name]
-            _check(cudart.cudaMemcpyAsync(out.ctypes.data, self.device[name], out[:b].nbytes, d2h, self.stream))
-        _check(cudart.cudaStreamSynchronize(self.stream))
+            cuda_check(cudart.cudaMemcpyAsync(out.ctypes.data, self.device[name], out[:b].nbytes, d2h, self.stream))
+        cuda_check(cudart.cudaStreamSynchronize(self.stream))
         return self.host["output_reg"][:b].copy(), self.host["output_cls"][:b].copy()

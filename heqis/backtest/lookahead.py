@@ -18,9 +18,9 @@ import pandas as pd
 
 from heqis.backtest.signals import predict
 from heqis.data.schema import BAR_COLUMNS, DERIVED_COLUMNS
-from heqis.data.store import DataStore
 from heqis.errors import HeqisError
-from heqis.features.compute import add_features
+from heqis.features.frames import add_features
+from heqis.formats.run import RunFolder
 
 PRICE_COLUMNS = ("open", "high", "low", "close", "open_raw", "high_raw", "low_raw", "close_raw", "pre_close_raw")
 FEATURE_TOL = 1e-9
@@ -93,13 +93,12 @@ def _first_change(a: np.ndarray, b: np.ndarray, tol: float) -> tuple[int, float]
 def check_lookahead(run_dir: Path, data_dir: Path | None = None, points: int = 8, symbols: list[str] | None = None,
                     feature_fn: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
                     seed: int = 0) -> LookaheadReport:
-    from heqis.train.run import load_generator, load_scaler, read_run_manifest
+    from heqis.backtest.run import open_run_models
 
     feature_fn = feature_fn or add_features
-    manifest = read_run_manifest(run_dir)
-    store = DataStore(data_dir or Path(manifest["data"]["dir"]))
-    scaler = load_scaler(run_dir)
-    models = {gid: load_generator(run_dir, gid) for gid, g in manifest["generators"].items() if g["checkpoint"]}
+    run = RunFolder.open(run_dir)
+    manifest = run.manifest
+    store, models = open_run_models(run, data_dir)
     uni = store.read_universe()
     kinds = dict(zip(uni["ts_code"], uni["kind"], strict=True))
     if symbols is None:
@@ -110,8 +109,8 @@ def check_lookahead(run_dir: Path, data_dir: Path | None = None, points: int = 8
         bars = store.read_bars(code).loc[:, list(BAR_COLUMNS)]
         base = feature_fn(bars.copy())
         columns = [c for c in base.columns if c not in BAR_COLUMNS or c in DERIVED_COLUMNS]
-        preds = {gid: predict(m, scaler, base) for gid, m in models.items()}
-        first = scaler.window + 70
+        preds = {gid: predict(m, scaler, base) for gid, (m, scaler) in models.items()}
+        first = max(scaler.window for _, scaler in models.values()) + 70
         if len(bars) < first + 2:
             continue
         for cut in np.unique(np.linspace(first, len(bars) - 2, points).astype(int)):
@@ -126,7 +125,7 @@ def check_lookahead(run_dir: Path, data_dir: Path | None = None, points: int = 8
                     report.leaks.append(Leak(code, str(day.date()), "feature", col,
                                              str(bars["trade_date"].iloc[hit[0]].date()), hit[1]))
             past = changed.iloc[: cut + 1]
-            for gid, model in models.items():
+            for gid, (model, scaler) in models.items():
                 report.signals_checked += 1   # both modes derive from these outputs
                 then = preds[gid]
                 mask = then.dates <= np.datetime64(day)

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from heqis.errors import HeqisError
+from heqis.errors import HeqisError, InvalidValue
 
 STAMP_DUTY_HALVED = date(2023, 8, 28)
 
@@ -74,10 +74,10 @@ class MarketRules:
             if not chunk.strip():
                 continue
             if "=" not in chunk:
-                raise HeqisError(f"--rules: '{chunk}' is not KEY=VALUE", hint=f"keys: {', '.join(known)}")
+                raise InvalidValue("--rules", f"'{chunk}' is not KEY=VALUE", hint=f"keys: {', '.join(known)}")
             key, raw = (p.strip() for p in chunk.split("=", 1))
             if key not in known:
-                raise HeqisError(f"--rules: unknown rule '{key}'", hint=f"keys: {', '.join(known)}")
+                raise InvalidValue("--rules", f"unknown rule '{key}'", hint=f"keys: {', '.join(known)}")
             current = getattr(self, key)
             try:
                 if isinstance(current, bool):
@@ -87,5 +87,5 @@ class MarketRules:
                 else:
                     values[key] = type(current)(float(raw)) if isinstance(current, int) else float(raw)
             except ValueError:
-                raise HeqisError(f"--rules: {key}={raw!r} is not a {type(current).__name__}") from None
+                raise InvalidValue("--rules", f"{key}={raw!r} is not a {type(current).__name__}") from None
         return MarketRules(**{**self.to_dict(), **values})

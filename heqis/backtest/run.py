@@ -14,7 +14,6 @@ tuned on. Outputs under ``--out`` (default ``RUN_DIR/backtest``, or ``./backtest
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -29,7 +28,10 @@ from heqis.backtest.rules import MarketRules
 from heqis.backtest.signals import MODES, Predictions, align, predict, read_signal_file
 from heqis.data.store import DataStore, atomic_write_parquet
 from heqis.errors import HeqisError
-from heqis.fileio import atomic_write_bytes
+from heqis.features.fingerprint import require_features
+from heqis.features.transform import Scaler
+from heqis.fileio import atomic_write, write_json
+from heqis.formats.run import RunFolder
 
 BENCHMARK = "000300.SH"
 SCORES = ("sharpe", "total_return", "calmar", "excess_return")
@@ -129,13 +131,13 @@ def portfolio_line(equity: pd.DataFrame, store: DataStore, segment: str) -> tupl
 def _write(out: Path, best: pd.DataFrame, candidates: pd.DataFrame | None, trades: list[pd.DataFrame],
            equity: pd.DataFrame, portfolio: pd.DataFrame, summary: dict[str, Any]) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(out / "best_metrics.csv", best.to_csv(index=False).encode())
+    atomic_write(out / "best_metrics.csv", best.to_csv(index=False).encode())
     if candidates is not None:
-        atomic_write_bytes(out / "candidates.csv", candidates.to_csv(index=False).encode())
+        atomic_write(out / "candidates.csv", candidates.to_csv(index=False).encode())
     atomic_write_parquet(out / "trades.parquet", pd.concat(trades, ignore_index=True) if trades else pd.DataFrame())
     atomic_write_parquet(out / "equity.parquet", equity)
     atomic_write_parquet(out / "portfolio.parquet", portfolio)
-    atomic_write_bytes(out / "summary.json", (json.dumps(summary, indent=2, default=str) + "\n").encode())
+    write_json(out / "summary.json", summary)
 
 
 def tradable(symbols: list[str], universe: Universe) -> list[str]:
@@ -143,33 +145,44 @@ def tradable(symbols: list[str], universe: Universe) -> list[str]:
     return [s for s in symbols if universe.kinds.get(s, "stock") != "index"]
 
 
+def open_run_models(run: RunFolder, data_dir: Path | None) -> tuple[DataStore, dict[str, tuple[Any, Scaler]]]:
+    """The run's data store (checked to be the one it was trained on, with this code's features) and
+    every generator that has a checkpoint, with its own scaler."""
+    from heqis.models.checkpoint import load_generator_file
+
+    require_features(run.features, f"the run {run.root}",
+                     hint=f"train it again with this heqis (heqis train --out {run.root}-new)")
+    store = DataStore(data_dir or run.data_dir)
+    if store.require_current()["content_hash"] != run.data_hash:
+        raise HeqisError(f"{store.root}: not the data this run was trained on",
+                         hint="point --data-dir at the run's data store")
+    models = {gid: (load_generator_file(run.checkpoint(gid)), Scaler.load(run.scaler_path(gid)))
+              for gid in run.generators()}
+    if not models:
+        raise HeqisError(f"{run.root}: the run has no generator checkpoint yet", hint="let training finish an epoch")
+    return store, models
+
+
 def backtest_run(run_dir: Path, data_dir: Path | None = None, rules: MarketRules | None = None,
                  score: str = "sharpe", out: Path | None = None,
                  progress: Callable[[str, int, int], None] | None = None) -> BacktestResult:
     """Backtest every generator × mode of a training run; choose on ``select``, report on ``test``."""
-    from heqis.train.run import load_generator, load_scaler, read_run_manifest
-
     if score not in SCORES:
         raise HeqisError(f"unknown score '{score}'", hint=f"use one of: {', '.join(SCORES)}")
     rules = rules or MarketRules()
     progress = progress or (lambda what, done, total: None)
-    manifest = read_run_manifest(run_dir)
-    store = DataStore(data_dir or Path(manifest["data"]["dir"]))
-    if store.manifest()["content_hash"] != manifest["data"]["content_hash"]:
-        raise HeqisError(f"{store.root}: not the data this run was trained on",
-                         hint="point --data-dir at the run's data store")
-    segments = {k: (pd.Timestamp(v[0]), pd.Timestamp(v[1])) for k, v in manifest["segments"].items()}
-    scaler = load_scaler(run_dir)
-    generators = {gid: load_generator(run_dir, gid) for gid, g in manifest["generators"].items() if g["checkpoint"]}
-    if not generators:
-        raise HeqisError(f"{run_dir}: the run has no generator checkpoint yet", hint="let training finish an epoch")
+    run = RunFolder.open(run_dir)
+    manifest = run.manifest
+    store, models = open_run_models(run, data_dir)
+    segments = {k: (pd.Timestamp(a), pd.Timestamp(b)) for k, (a, b) in run.segments.items()}
     universe = Universe.of(store)
     symbols = tradable(manifest["symbols"], universe)
     runner = SegmentRunner(store, rules, universe)
     best_rows, cand_rows, trades, equities = [], [], [], []
     for n, code in enumerate(symbols):
         progress(code, n, len(symbols))
-        preds: dict[str, Predictions] = {gid: predict(m, scaler, runner.bars(code)) for gid, m in generators.items()}
+        preds: dict[str, Predictions] = {gid: predict(m, scaler, runner.bars(code)) for gid, (m, scaler) in
+                                         models.items()}
         scored = []
         for gid, pred in preds.items():
             for mode in MODES:
@@ -208,7 +221,7 @@ def backtest_signals(path: Path, data_dir: Path, rules: MarketRules | None = Non
     """Backtest the user's own signals (CSV/parquet: symbol, trade_date, signal) over the stored data."""
     rules = rules or MarketRules()
     store = DataStore(data_dir)
-    store.manifest()
+    store.require_current()
     signals = read_signal_file(path, store)
     runner = SegmentRunner(store, rules, Universe.of(store))
     rows, trades, equities = [], [], []

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from heqis.data.adjust import filled_factors, forward_adjust_prices
 from heqis.data.schema import ADJUSTED_PRICES, RAW_COLUMNS, RAW_PRICES, conform_bars, to_dates
 
 
@@ -86,11 +87,12 @@ def merge_raw(old: pd.DataFrame | None, new: pd.DataFrame) -> pd.DataFrame:
 
 
 def forward_adjust(raw: pd.DataFrame) -> pd.DataFrame:
-    """Stored bars without features: adjusted OHLC = raw × adj_factor / latest adj_factor."""
+    """Stored bars: adjusted OHLC = raw × adj_factor / latest adj_factor (heqis.data.adjust, which the
+    gateway's live sources call too)."""
     out = raw.copy()
-    factor = pd.Series(out["adj_factor"].to_numpy(dtype=np.float64)).ffill().bfill().fillna(1.0)
-    out["adj_factor"] = factor.to_numpy()
-    scale = factor.to_numpy() / factor.iloc[-1] if len(factor) else np.ones(0)
-    for adj_col, raw_col in zip(ADJUSTED_PRICES, RAW_PRICES, strict=True):
-        out[adj_col] = out[raw_col].to_numpy() * scale
-    return conform_bars(out, with_features=False)
+    out["adj_factor"] = filled_factors(out["adj_factor"].to_numpy(dtype=np.float64))
+    adjusted = forward_adjust_prices(out.loc[:, list(RAW_PRICES)].to_numpy(dtype=np.float64),
+                                     out["adj_factor"].to_numpy())
+    for j, adj_col in enumerate(ADJUSTED_PRICES):
+        out[adj_col] = adjusted[:, j]
+    return conform_bars(out)

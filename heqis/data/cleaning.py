@@ -13,18 +13,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from heqis.data.bar_checks import REASONS, clean_bars
 from heqis.errors import HeqisError
 
 PRICE_COLS = ("open", "high", "low", "close")
-REASONS = (
-    "bad date",
-    "duplicate date",
-    "missing value",
-    "non-positive price",
-    "high < low",
-    "open/close outside high-low",
-    "negative volume",
-)
+__all__ = ["REASONS", "CleaningReport", "Dropped", "clean_daily"]
 
 
 @dataclass
@@ -66,57 +59,40 @@ class CleaningReport:
         }
 
 
-def _mark(df: pd.DataFrame, mask: pd.Series, reason: str, symbol: str, report: CleaningReport,
-          dates: pd.Series) -> pd.DataFrame:
-    if not mask.any():
-        return df
-    rows = df.loc[mask, "_row"] if "_row" in df else pd.Series([None] * int(mask.sum()))
-    for row, day in zip(rows, dates[mask], strict=True):
-        report.dropped.append(Dropped(symbol, None if row is None else int(row),
-                                      "" if pd.isna(day) else str(day)[:10], reason))
-    return df.loc[~mask]
-
-
 def clean_daily(df: pd.DataFrame, symbol: str, origin: str) -> tuple[pd.DataFrame, CleaningReport]:
     """Sorted, de-duplicated, valid bars (``trade_date`` as datetime64[ns]) and what was dropped.
 
-    Raises a HeqisError naming ``origin`` when no usable row is left.
+    Parsing happens here (text dates, numbers); the rules themselves are ``clean_bars``, the same
+    function the gateway applies to live bars. Raises a HeqisError naming ``origin`` when no usable
+    row is left.
     """
     report = CleaningReport(rows_in=len(df))
     if df.empty:
         return df.assign(trade_date=pd.Series(dtype="datetime64[ns]")), report
-    work = df.copy()
+    work = df.reset_index(drop=True)
     raw_dates = work["trade_date"].astype(str)
-    work["trade_date"] = pd.to_datetime(raw_dates, format="mixed", errors="coerce")
-    work = _mark(work, work["trade_date"].isna(), "bad date", symbol, report, raw_dates)
-
-    dates = work["trade_date"]
-    order = np.argsort(dates.to_numpy(), kind="stable")
-    moved = int((order != np.arange(len(order))).sum())
-    if moved:
-        report.reordered[symbol] = moved
-        work = work.iloc[order]
-
-    needed = [c for c in (*PRICE_COLS, "vol") if c in work]
-    for c in needed:
-        work[c] = pd.to_numeric(work[c], errors="coerce")
-    work = _mark(work, work[needed].isna().any(axis=1), "missing value", symbol, report, work["trade_date"])
-    work = _mark(work, (work[list(PRICE_COLS)] <= 0).any(axis=1), "non-positive price", symbol, report,
-                 work["trade_date"])
-    work = _mark(work, work["high"] < work["low"], "high < low", symbol, report, work["trade_date"])
-    outside = (work[["open", "close"]].max(axis=1) > work["high"]) | \
-              (work[["open", "close"]].min(axis=1) < work["low"])
-    work = _mark(work, outside, "open/close outside high-low", symbol, report, work["trade_date"])
-    work = _mark(work, work["vol"] < 0, "negative volume", symbol, report, work["trade_date"])
-    # duplicates last: a bad first copy of a date must not push out a good second one
-    dup = work["trade_date"].duplicated(keep="first")
-    work = _mark(work, dup, "duplicate date", symbol, report, work["trade_date"])
-
-    report.rows_out = len(work)
-    if report.rows_in and not len(work):
+    parsed = pd.to_datetime(raw_dates, format="mixed", errors="coerce")
+    numbers = {c: pd.to_numeric(work[c], errors="coerce").to_numpy(dtype=np.float64) if c in work
+               else np.full(len(work), np.nan) for c in (*PRICE_COLS, "vol")}
+    dates = parsed.to_numpy(dtype="datetime64[ns]").astype(np.int64)   # NaT -> NO_DATE
+    result = clean_bars(dates, numbers["open"], numbers["high"], numbers["low"], numbers["close"], numbers["vol"])
+    rows = work["_row"].to_numpy() if "_row" in work else None
+    for i, reason in result.dropped:
+        day = "" if pd.isna(parsed.iloc[i]) else str(parsed.iloc[i])[:10]
+        if reason == "bad date":
+            day = raw_dates.iloc[i][:10]
+        report.dropped.append(Dropped(symbol, None if rows is None else int(rows[i]), day, reason))
+    if result.reordered:
+        report.reordered[symbol] = result.reordered
+    out = work.iloc[result.keep].copy()
+    out["trade_date"] = parsed.iloc[result.keep].to_numpy(dtype="datetime64[ns]")
+    for c in (*PRICE_COLS, "vol"):
+        if c in out:
+            out[c] = numbers[c][result.keep]
+    report.rows_out = len(out)
+    if report.rows_in and not len(out):
         first = report.dropped[0]
         where = f"row {first.row}" if first.row is not None else f"date {first.trade_date}"
         raise HeqisError(f"{origin}: no usable rows for {symbol} ({report.rows_in} dropped; "
                          f"{where}: {first.reason})", hint="check the file's columns and values")
-    work["trade_date"] = work["trade_date"].astype("datetime64[ns]")
-    return work.drop(columns=["_row"], errors="ignore").reset_index(drop=True), report
+    return out.drop(columns=["_row"], errors="ignore").reset_index(drop=True), report

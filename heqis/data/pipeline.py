@@ -23,12 +23,12 @@ from heqis.data.assemble import RawPieces, forward_adjust, merge_raw, raw_bars, 
 from heqis.data.boards import TS_CODE, classify
 from heqis.data.cleaning import CleaningReport, clean_daily
 from heqis.data.fetch import Fetcher, QueryApi
-from heqis.data.schema import DERIVED_COLUMNS, RAW_COLUMNS, STORED_COLUMNS, UNIVERSE_COLUMNS, conform_bars
-from heqis.data.store import DataStore
+from heqis.data.schema import BAR_COLUMNS, FEATURE_CACHE_COLUMNS, RAW_COLUMNS, UNIVERSE_COLUMNS, conform_bars
+from heqis.data.store import MANIFEST_VERSION, DataStore
 from heqis.data.watchlist import Instrument, default_watchlist_text, load_watchlist, parse_watchlist
 from heqis.errors import HeqisError
-from heqis.features.columns import FEATURE_COLUMNS
-from heqis.features.compute import add_features
+from heqis.features.fingerprint import feature_fingerprint
+from heqis.features.frames import add_features
 
 SOURCES = ("sample", "tushare", "csv")
 DEFAULT_TUSHARE_START = date(2018, 1, 1)
@@ -154,22 +154,54 @@ def summarize(bars: pd.DataFrame | None, inst: Instrument, name: str, sessions: 
         last_close=float(close[-1]), fetched=fetched)
 
 
-def finish_bars(raw: pd.DataFrame, features: bool) -> pd.DataFrame:
-    """Stored bars (every column of DESIGN.md §3) from merged raw rows."""
-    bars = forward_adjust(raw)
-    if features:
-        bars = add_features(bars)
-    else:
-        bars = bars.assign(**{c: np.nan for c in DERIVED_COLUMNS})
-    return conform_bars(bars, with_features=True)
+def finish_bars(raw: pd.DataFrame) -> pd.DataFrame:
+    """Stored bars (BAR_COLUMNS) from merged raw rows: forward-adjusted with the latest factor."""
+    return forward_adjust(raw)
+
+
+def feature_cache(bars: pd.DataFrame) -> pd.DataFrame:
+    """The feature-cache frame of one symbol: trade_date and the indicator columns (add_features)."""
+    return conform_bars(add_features(bars), FEATURE_CACHE_COLUMNS)
+
+
+class CacheWriter:
+    """Keeps the store's feature cache in step with its bars: written for every symbol whose bars were
+    written, and for every symbol when the recorded fingerprint is not this code's (stale or absent)."""
+
+    def __init__(self, store: DataStore, manifest: dict | None, wanted: bool) -> None:
+        self.store = store
+        self.wanted = wanted
+        self.refresh_all = wanted and not store.feature_cache_current(manifest)
+        self.recomputed = 0
+        if not wanted:
+            shutil.rmtree(store.features_dir, ignore_errors=True)   # no cache rather than a stale one
+
+    def after(self, code: str, bars: pd.DataFrame | None, bars_written: bool) -> None:
+        if not self.wanted or bars is None or bars.empty:
+            return
+        if bars_written or self.refresh_all or not self.store.features_path(code).exists():
+            self.store.write_features(code, feature_cache(bars))
+            self.recomputed += 1
+
+    def others(self, store: DataStore, done: set[str], upgrade: bool) -> None:
+        """The stored symbols this run did not touch (no longer in the watchlist, other CSV files)."""
+        for code in sorted(set(store.symbols()) - done):
+            bars = store.read_bars(code)
+            if upgrade:
+                bars = finish_bars(bars.loc[:, list(RAW_COLUMNS)])
+                store.write_bars(code, bars)
+            self.after(code, bars, upgrade)
+
+    def fingerprint(self) -> dict | None:
+        return feature_fingerprint() if self.wanted else None
 
 
 def _prepare_store(store: DataStore, source: str, replace: bool) -> dict | None:
     if not store.exists():
         return None
-    manifest = store.manifest()
+    manifest = store.manifest(current=False)   # an older store format is upgraded by this run
     if replace:
-        for path in (store.bars_dir, store.partial_dir):
+        for path in (store.bars_dir, store.features_dir, store.partial_dir):
             shutil.rmtree(path, ignore_errors=True)
         for name in ("calendar.parquet", "universe.parquet", "manifest.json"):
             (store.root / name).unlink(missing_ok=True)
@@ -277,10 +309,13 @@ def _run_api(req: DataRequest, settings: Settings, store: DataStore, manifest: d
     report = CleaningReport()
     summaries = []
     total = len(instruments)
+    upgrading = bool(manifest) and manifest.get("version") != MANIFEST_VERSION   # type: ignore[union-attr]
+    cache = CacheWriter(store, manifest, req.features)
     for n, inst in enumerate(instruments):
         progress(inst.ts_code, n, total)
         spans = missing_spans(coverage.get(inst.ts_code), start, end)
         old = store.read_bars_if_any(inst.ts_code)
+        written = False
         if spans:
             merged = old.loc[:, list(RAW_COLUMNS)] if old is not None else None
             names_table = None
@@ -295,30 +330,40 @@ def _run_api(req: DataRequest, settings: Settings, store: DataStore, manifest: d
             if merged is not None and not merged.empty:
                 if names_table is not None:
                     merged = merged.assign(is_st=st_mask(merged["trade_date"], names_table))
-                old = finish_bars(merged, req.features)
+                old = finish_bars(merged)
                 store.write_bars(inst.ts_code, old)
+                written = True
             last_bar = old["trade_date"].iloc[-1].date() if old is not None and len(old) else None
             extended = extend_coverage(coverage.get(inst.ts_code), start, horizon, last_bar)
             if extended is not None:
                 coverage[inst.ts_code] = extended
-        elif old is not None and req.features and old[list(DERIVED_COLUMNS)].isna().all().all():
-            old = finish_bars(old.loc[:, list(RAW_COLUMNS)], True)  # features asked for after --no-features
+        elif old is not None and upgrading:          # an older store format: bars without the cache columns
+            old = finish_bars(old.loc[:, list(RAW_COLUMNS)])
             store.write_bars(inst.ts_code, old)
+            written = True
+        cache.after(inst.ts_code, old, written)
         summaries.append(summarize(old, inst, names.get(inst.ts_code, inst.ts_code), sessions, bool(spans)))
         progress(inst.ts_code, n + 1, total)
 
-    written = store.write_manifest(req.source, synthetic, coverage, cal_cov,  # type: ignore[arg-type]
-                                   {"watchlist": origin, "features": list(FEATURE_COLUMNS)})
+    cache.others(store, {i.ts_code for i in instruments}, upgrading)
+    written_manifest = store.write_manifest(req.source, synthetic, coverage, cal_cov,  # type: ignore[arg-type]
+                                            {"watchlist": origin}, cache.fingerprint())
     shutil.rmtree(store.partial_dir, ignore_errors=True)
     if not any(s.fetched for s in summaries):
         notes.append("up to date: nothing to fetch")
+    if upgrading:
+        notes.append(f"upgraded the store to format {MANIFEST_VERSION} (bars without feature columns, and a "
+                     "feature cache)")
+    if cache.refresh_all and cache.recomputed and not upgrading and manifest:
+        notes.append(f"recomputed the feature cache ({feature_fingerprint()['id']}) for {cache.recomputed} symbols")
     for s in summaries:
         if s.rows == 0:
             notes.append(f"{s.ts_code}: no bars in {start}..{end} (not listed, suspended or unknown code)")
     return DataResult(
         data_dir=str(store.root), source=req.source, synthetic=synthetic, watchlist=origin,
-        start=written["start"], end=written["end"], content_hash=written["content_hash"],
-        api_calls=fetcher.calls, retries=getattr(api, "retried", 0), seconds=round(time.monotonic() - t0, 3),
+        start=written_manifest["start"], end=written_manifest["end"],
+        content_hash=written_manifest["content_hash"], api_calls=fetcher.calls,
+        retries=getattr(api, "retried", 0), seconds=round(time.monotonic() - t0, 3),
         symbols=summaries, cleaning=report, notes=notes)
 
 
@@ -361,10 +406,12 @@ def _run_csv(req: DataRequest, store: DataStore, progress: Progress, t0: float) 
     sessions = store.sessions()
     uni_rows = []
     summaries = []
+    cache = CacheWriter(store, store.manifest(current=False) if store.exists() else None, req.features)
     for n, (inst, path, daily) in enumerate(prepared):
         progress(inst.ts_code, n, len(prepared))
-        bars = finish_bars(raw_bars(RawPieces(daily)), req.features)
+        bars = finish_bars(raw_bars(RawPieces(daily)))
         store.write_bars(inst.ts_code, bars)
+        cache.after(inst.ts_code, bars, True)
         coverage[inst.ts_code] = (bars["trade_date"].iloc[0].date(), bars["trade_date"].iloc[-1].date())
         uni_rows.append({"ts_code": inst.ts_code, "name": path.stem, "kind": inst.kind, "board": inst.board,
                          "list_date": bars["trade_date"].iloc[0], "list_status": "L"})
@@ -375,12 +422,13 @@ def _run_csv(req: DataRequest, store: DataStore, progress: Progress, t0: float) 
     store.write_universe(_merge_universe(store, uni))
     cal = store.read_calendar()
     cal_cov = (cal["trade_date"].iloc[0].date(), cal["trade_date"].iloc[-1].date())
-    written = store.write_manifest("csv", False, coverage, cal_cov,
-                                   {"watchlist": str(req.csv_path), "features": list(FEATURE_COLUMNS)})
+    cache.others(store, {i.ts_code for i, _, _ in prepared}, False)
+    written = store.write_manifest("csv", False, coverage, cal_cov, {"watchlist": str(req.csv_path)},
+                                   cache.fingerprint())
     return DataResult(
         data_dir=str(store.root), source="csv", synthetic=False, watchlist=str(req.csv_path),
         start=written["start"], end=written["end"], content_hash=written["content_hash"], api_calls=0,
         retries=0, seconds=round(time.monotonic() - t0, 3), symbols=summaries, cleaning=report)
 
 
-__all__ = ["STORED_COLUMNS", "DataRequest", "DataResult", "run_data"]
+__all__ = ["BAR_COLUMNS", "DataRequest", "DataResult", "run_data"]

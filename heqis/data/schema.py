@@ -1,4 +1,4 @@
-"""The stored bar schema (DESIGN.md §3): column names, dtypes and the check every writer passes."""
+"""The stored bar schema (docs/architecture.md, "Data store"): column names, dtypes, the check every writer passes."""
 
 from __future__ import annotations
 
@@ -25,9 +25,10 @@ RAW_COLUMNS: tuple[str, ...] = (
     "is_st",
 )
 BAR_COLUMNS: tuple[str, ...] = (RAW_COLUMNS[0], *ADJUSTED_PRICES, *RAW_COLUMNS[1:])
-# ``turnover`` is both a bar column and a feature: it is stored once, in the bar columns.
+# ``turnover`` is both a bar column and a feature: it is stored once, in the bar columns. The other
+# feature columns live in the store's feature cache (features/<ts_code>.parquet), never in bars/.
 DERIVED_COLUMNS: tuple[str, ...] = tuple(c for c in FEATURE_COLUMNS if c not in BAR_COLUMNS)
-STORED_COLUMNS: tuple[str, ...] = (*BAR_COLUMNS, *DERIVED_COLUMNS)
+FEATURE_CACHE_COLUMNS: tuple[str, ...] = ("trade_date", *DERIVED_COLUMNS)
 
 KINDS = ("stock", "index", "fund")
 BOARDS = ("main", "chinext", "star", "bse")
@@ -43,9 +44,8 @@ def to_dates(values: object) -> pd.Series:
     return s.dt.normalize().astype("datetime64[ns]")
 
 
-def conform_bars(frame: pd.DataFrame, with_features: bool) -> pd.DataFrame:
+def conform_bars(frame: pd.DataFrame, cols: tuple[str, ...] = BAR_COLUMNS) -> pd.DataFrame:
     """Order and type the columns exactly as stored; raises KeyError naming a missing column."""
-    cols = STORED_COLUMNS if with_features else BAR_COLUMNS
     missing = [c for c in cols if c not in frame.columns]
     if missing:
         raise KeyError(f"bars lack column(s): {', '.join(missing)}")

@@ -1,16 +1,23 @@
-"""The parquet data store every later step reads (DESIGN.md §3).
+"""The parquet data store every later step reads (docs/architecture.md, "Data store").
 
 ::
 
     heqis-data/
-      bars/<ts_code>.parquet   one row per day the symbol traded
-      calendar.parquet         trade_date, is_open (XSHG)
-      universe.parquet         ts_code, name, kind, board, list_date, list_status
-      manifest.json            source, date range, coverage, sha256 per file, one content hash
+      bars/<ts_code>.parquet      one row per day the symbol traded: raw and adjusted prices, volume,
+                                  limits, turnover, ST (BAR_COLUMNS) — what research and live inputs use
+      features/<ts_code>.parquet  the feature cache: the indicator columns, recomputable at any time
+      calendar.parquet            trade_date, is_open (XSHG)
+      universe.parquet            ts_code, name, kind, board, list_date, list_status
+      manifest.json               format version, source, date range, coverage, sha256 per file, one
+                                  content hash over the bars/calendar/universe files, and the feature
+                                  cache's fingerprint (heqis.features.fingerprint)
 
-Writes are atomic (temporary file, then rename) and the manifest is written last, so a crash
-leaves either the old or the new state of each file and a manifest that ``verify`` can check.
-A lock file keeps two ``heqis data`` runs from writing the same store at once.
+The content hash covers the market data only, so recomputing the feature cache (a new feature
+version) never changes a store's identity. Model inputs never come from the cache: research and the
+brain compute them with ``model_inputs``; the cache is for people and notebooks, and it is kept
+current — ``heqis data`` recomputes a stale one, train/backtest/export refuse one (``require_current``).
+Writes are atomic (``heqis.fileio.atomic_write``) and the manifest is written last; a lock file
+keeps two ``heqis data`` runs from writing the same store at once.
 """
 
 from __future__ import annotations
@@ -19,8 +26,6 @@ import contextlib
 import fcntl
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Iterator
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -28,25 +33,16 @@ from typing import Any
 
 import pandas as pd
 
-from heqis.data.schema import STORED_COLUMNS, UNIVERSE_COLUMNS
+from heqis.data.schema import BAR_COLUMNS, FEATURE_CACHE_COLUMNS, UNIVERSE_COLUMNS
 from heqis.errors import HeqisError
-from heqis.fileio import atomic_write_bytes, sha256_file, umask_mode
+from heqis.features.fingerprint import require_features, same_features
+from heqis.fileio import atomic_write, sha256_file, write_json
 
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2
 
 
 def atomic_write_parquet(path: Path, frame: pd.DataFrame) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.fchmod(fd, umask_mode())
-    os.close(fd)
-    try:
-        frame.to_parquet(tmp, index=False, engine="pyarrow", compression="zstd")
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, lambda fh: frame.to_parquet(fh, index=False, engine="pyarrow", compression="zstd"))
 
 
 class DataStore:
@@ -66,6 +62,13 @@ class DataStore:
 
     def bars_path(self, ts_code: str) -> Path:
         return self.bars_dir / f"{ts_code}.parquet"
+
+    @property
+    def features_dir(self) -> Path:
+        return self.root / "features"
+
+    def features_path(self, ts_code: str) -> Path:
+        return self.features_dir / f"{ts_code}.parquet"
 
     @property
     def partial_dir(self) -> Path:
@@ -91,15 +94,35 @@ class DataStore:
     def exists(self) -> bool:
         return self.manifest_path.exists()
 
-    def manifest(self) -> dict[str, Any]:
+    def manifest(self, current: bool = True) -> dict[str, Any]:
+        """The manifest; with ``current`` an older store format is refused with the command that upgrades it."""
         if not self.manifest_path.exists():
             raise HeqisError(f"{self.root}: no data store here (manifest.json missing)",
                              hint="run: heqis data --source sample")
         try:
-            return json.loads(self.manifest_path.read_text(encoding="utf-8"))
+            manifest = json.loads(self.manifest_path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as exc:
             raise HeqisError(f"{self.manifest_path}: corrupt manifest ({exc})",
                              hint="re-run heqis data to rebuild it") from None
+        if current and manifest.get("version") != MANIFEST_VERSION:
+            raise HeqisError(f"{self.root}: data store written by an older heqis (store format "
+                             f"{manifest.get('version')}, this heqis reads {MANIFEST_VERSION})",
+                             hint=f"upgrade it in place: heqis data -s {manifest.get('source', 'sample')} "
+                                  f"-d {self.root}")
+        return manifest
+
+    def require_current(self) -> dict[str, Any]:
+        """The manifest of a store research may use: current format, feature cache absent or current."""
+        manifest = self.manifest()
+        cache = manifest.get("features")
+        if cache:
+            require_features(cache.get("fingerprint"), f"the feature cache of {self.root}",
+                             hint=f"recompute it: heqis data -s {manifest.get('source', 'sample')} -d {self.root}")
+        return manifest
+
+    def feature_cache_current(self, manifest: dict[str, Any] | None) -> bool:
+        cache = (manifest or {}).get("features")
+        return bool(cache) and same_features(cache.get("fingerprint"))
 
     def symbols(self) -> list[str]:
         return sorted(p.stem for p in self.bars_dir.glob("*.parquet"))
@@ -113,6 +136,13 @@ class DataStore:
     def read_bars_if_any(self, ts_code: str) -> pd.DataFrame | None:
         path = self.bars_path(ts_code)
         return pd.read_parquet(path) if path.exists() else None
+
+    def read_features(self, ts_code: str) -> pd.DataFrame:
+        """The cached feature columns of ``ts_code`` (trade_date + indicators)."""
+        path = self.features_path(ts_code)
+        if not path.exists():
+            raise HeqisError(f"{path}: no cached features for {ts_code}", hint="run heqis data (without --no-features)")
+        return pd.read_parquet(path)
 
     def read_calendar(self) -> pd.DataFrame:
         path = self.root / "calendar.parquet"
@@ -132,9 +162,14 @@ class DataStore:
 
     # -- writing -------------------------------------------------------------------------------
     def write_bars(self, ts_code: str, bars: pd.DataFrame) -> None:
-        if list(bars.columns) != list(STORED_COLUMNS):
+        if list(bars.columns) != list(BAR_COLUMNS):
             raise ValueError(f"bars for {ts_code} do not follow the stored schema")
         atomic_write_parquet(self.bars_path(ts_code), bars)
+
+    def write_features(self, ts_code: str, features: pd.DataFrame) -> None:
+        if list(features.columns) != list(FEATURE_CACHE_COLUMNS):
+            raise ValueError(f"features for {ts_code} do not follow the cache schema")
+        atomic_write_parquet(self.features_path(ts_code), features)
 
     def write_calendar(self, cal: pd.DataFrame) -> None:
         atomic_write_parquet(self.root / "calendar.parquet", cal.reset_index(drop=True))
@@ -144,13 +179,14 @@ class DataStore:
                              uni.loc[:, list(UNIVERSE_COLUMNS)].sort_values("ts_code").reset_index(drop=True))
 
     def write_manifest(self, source: str, synthetic: bool, coverage: dict[str, tuple[date, date]],
-                       calendar_coverage: tuple[date, date] | None, extra: dict[str, Any]) -> dict[str, Any]:
-        files = {}
-        for path in sorted([*self.bars_dir.glob("*.parquet"), self.root / "calendar.parquet",
-                            self.root / "universe.parquet"]):
-            if path.exists():
-                files[str(path.relative_to(self.root))] = sha256_file(path)
+                       calendar_coverage: tuple[date, date] | None, extra: dict[str, Any],
+                       features: dict[str, Any] | None) -> dict[str, Any]:
+        """The manifest, written last; ``features`` is the cache's fingerprint (None: no cache)."""
+        files = self._hashes([*self.bars_dir.glob("*.parquet"), self.root / "calendar.parquet",
+                              self.root / "universe.parquet"])
         content = hashlib.sha256("".join(f"{k}\0{v}\n" for k, v in files.items()).encode()).hexdigest()
+        cache = {"fingerprint": features, "files": self._hashes(list(self.features_dir.glob("*.parquet")))} \
+            if features else None
         firsts = [c[0] for c in coverage.values()]
         lasts = [c[1] for c in coverage.values()]
         manifest = {
@@ -164,23 +200,28 @@ class DataStore:
             "calendar_coverage": [d.isoformat() for d in calendar_coverage] if calendar_coverage else None,
             "files": files,
             "content_hash": content,
+            "features": cache,
             "written_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             **extra,
         }
-        atomic_write_bytes(self.manifest_path,
-                           (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
+        write_json(self.manifest_path, manifest)
         return manifest
+
+    def _hashes(self, paths: list[Path]) -> dict[str, str]:
+        return {str(p.relative_to(self.root)): sha256_file(p) for p in sorted(paths) if p.exists()}
 
     def coverage(self) -> dict[str, tuple[date, date]]:
         if not self.exists():
             return {}
         return {k: (date.fromisoformat(v[0]), date.fromisoformat(v[1]))
-                for k, v in self.manifest().get("coverage", {}).items()}
+                for k, v in self.manifest(current=False).get("coverage", {}).items()}
 
     def verify(self) -> list[str]:
         """Files whose sha256 differs from the manifest (empty when the store is intact)."""
         bad = []
-        for rel, digest in self.manifest().get("files", {}).items():
+        manifest = self.manifest()
+        listed = {**manifest.get("files", {}), **((manifest.get("features") or {}).get("files") or {})}
+        for rel, digest in listed.items():
             path = self.root / rel
             if not path.exists() or sha256_file(path) != digest:
                 bad.append(rel)

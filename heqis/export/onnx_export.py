@@ -1,4 +1,4 @@
-"""``heqis export``: a training run → the artifact set of DESIGN.md §7, checked against torch.
+"""``heqis export``: a training run → the artifact set (heqis.formats.artifacts), checked against torch.
 
 ONNX via the TorchScript exporter (``dynamo=False``), opset 17, dynamic batch axis: the dynamo
 exporter fixes the batch to the example's size and emits GRU attributes RKNN rejects. The exported
@@ -10,7 +10,6 @@ and renamed into place, so a failed export never leaves a half-written ``deploy_
 
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
 import warnings
@@ -26,27 +25,14 @@ from torch import nn
 
 from heqis.data.store import DataStore
 from heqis.errors import HeqisError
-from heqis.export.artifacts import KIND, MANIFEST
 from heqis.features.windows import Scaler, Segments, build_windows
-from heqis.fileio import sha256_file
+from heqis.fileio import fsync_dir, read_json, sha256_file, write_json
+from heqis.formats.artifacts import CALIBRATION, ROUTING, write_artifact_manifest
+from heqis.formats.run import RunFolder
 
 OPSET = 17
 PARITY_TOL = 1e-4
 INPUT, OUTPUTS = "input", ("output_reg", "output_cls")
-
-
-class ExportModule(nn.Module):
-    """A generator whose regression output is the next-day return (the target scaling undone)."""
-
-    def __init__(self, generator: nn.Module, y_scale: float, y_min: float) -> None:
-        super().__init__()
-        self.generator = generator
-        self.register_buffer("y_scale", torch.tensor(float(y_scale)))
-        self.register_buffer("y_min", torch.tensor(float(y_min)))
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        reg, cls = self.generator(x)
-        return (reg - self.y_min) / self.y_scale, cls
 
 
 @dataclass
@@ -56,6 +42,7 @@ class ExportResult:
     generators: dict[str, dict[str, Any]]
     routing: dict[str, Any]
     files: dict[str, str]
+    set_id: str = ""
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -121,7 +108,7 @@ def routing_for(run_dir: Path, manifest: dict[str, Any], generators: list[str],
         threshold = default_threshold
         summary = run_dir / "backtest" / "summary.json"
         if summary.exists():
-            threshold = json.loads(summary.read_text())["rules"].get("regression_threshold", default_threshold)
+            threshold = read_json(summary, "backtest summary")["rules"].get("regression_threshold", default_threshold)
         for row in pd.read_csv(best_csv).to_dict("records"):
             if row["generator"] in generators:
                 routes[row["symbol"]] = {"generator": row["generator"], "mode": row["mode"], "threshold": threshold}
@@ -134,58 +121,73 @@ def routing_for(run_dir: Path, manifest: dict[str, Any], generators: list[str],
 
 def export_run(run_dir: Path, generators: list[str] | None = None, out: Path = Path("deploy_output"),
                data_dir: Path | None = None, calibration: int = 256) -> ExportResult:
+    """Export a run's generators into the artifact set ``out`` (heqis.formats.artifacts), checked
+    against torch; built in a temporary folder and renamed into place."""
+    from heqis.backtest.run import open_run_models
+    from heqis.models.exportable import ExportModule
     from heqis.train.provenance import versions
-    from heqis.train.run import load_generator, load_scaler, read_run_manifest
 
     run_dir = Path(run_dir)
-    manifest = read_run_manifest(run_dir)
-    available = [g for g, info in manifest["generators"].items() if info.get("checkpoint")]
+    run = RunFolder.open(run_dir)
+    manifest = run.manifest
+    available = run.generators()
     wanted = generators or available
     missing = [g for g in wanted if g not in available]
     if missing:
         raise HeqisError(f"{run_dir}: no checkpoint for {', '.join(missing)}",
                          hint=f"available: {', '.join(available)}")
-    scaler = load_scaler(run_dir)
-    store = DataStore(data_dir or Path(manifest["data"]["dir"]))
-    segments = Segments.from_dict(manifest["segments"])
-    symbols = manifest["symbols"]
-    check = real_windows(store, symbols, scaler, segments, "val", 64)
-    calib = real_windows(store, symbols, scaler, segments, "train", calibration, seed=1)
-    n_features = len(scaler.inputs)
+    store, models = open_run_models(run, data_dir)
+    segments = Segments.from_dict({k: list(v) for k, v in run.segments.items()})
+    symbols = run.symbols
+    # one scaler file (and one calibration set) per distinct scaler of the run: generators that share a
+    # window share them; names stay the run's, so the default set has scaler_params.json + calibration.npy
+    scaler_files = {gid: run.scaler_path(gid).name for gid in wanted}
+    distinct = sorted(set(scaler_files.values()))
+    calib_names = {name: CALIBRATION if len(distinct) == 1 else f"calibration_{Path(name).stem}.npy"
+                   for name in distinct}
 
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     staging.chmod(0o755)  # mkdtemp makes it private; the artifact set is an ordinary folder
     try:
+        checks: dict[str, np.ndarray] = {}
+        for name in distinct:
+            gid = next(g for g in wanted if scaler_files[g] == name)
+            scaler = models[gid][1]
+            checks[name] = real_windows(store, symbols, scaler, segments, "val", 64)
+            calib = real_windows(store, symbols, scaler, segments, "train", calibration, seed=1)
+            np.save(staging / calib_names[name], calib.astype(np.float32))
+            shutil.copyfile(run.scaler_path(gid), staging / name)
         gens: dict[str, dict[str, Any]] = {}
         for gid in wanted:
-            model = load_generator(run_dir, gid)
+            model, scaler = models[gid]
             module = ExportModule(model, scaler.y_scale, scaler.y_min).eval()
             onnx_path = staging / f"model_{gid}.onnx"
-            export_onnx(module, onnx_path, scaler.window, n_features)
-            diffs = parity(module, onnx_session(onnx_path), check)
+            export_onnx(module, onnx_path, scaler.window, len(scaler.inputs))
+            diffs = parity(module, onnx_session(onnx_path), checks[scaler_files[gid]])
             worst = max(diffs.values())
             if worst > PARITY_TOL:
                 raise HeqisError(f"{gid}: ONNX Runtime differs from torch by {worst:.2e} (> {PARITY_TOL:g})",
                                  hint="report this model with its run manifest; nothing was written")
-            shutil.copyfile(run_dir / "checkpoints" / f"{gid}.pt", staging / f"torch_{gid}.pt")
+            shutil.copyfile(run.checkpoint(gid), staging / f"torch_{gid}.pt")
             gens[gid] = {"kind": manifest["generators"][gid]["kind"], "onnx": onnx_path.name,
-                         "torch": f"torch_{gid}.pt", "max_abs_diff": diffs}
+                         "torch": f"torch_{gid}.pt", "window": scaler.window, "scaler": scaler_files[gid],
+                         "calibration": calib_names[scaler_files[gid]], "max_abs_diff": diffs}
         routing = routing_for(run_dir, manifest, list(gens), 0.001)
-        (staging / "routing.json").write_text(json.dumps(routing, indent=2) + "\n")
-        shutil.copyfile(run_dir / "scaler_params.json", staging / "scaler_params.json")
-        np.save(staging / "calibration.npy", calib.astype(np.float32))
+        write_json(staging / ROUTING, routing)
         files = {p.name: sha256_file(p) for p in sorted(staging.iterdir()) if p.is_file()}
-        artifact_manifest = {
-            "kind": KIND, "version": 1, "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        first = models[wanted[0]][1]
+        written = write_artifact_manifest(staging, {
+            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "source_run": str(run_dir.resolve()), "run_status": manifest["status"],
-            "data_hash": manifest["data"]["content_hash"], "synthetic_data": manifest["data"].get("synthetic"),
-            "opset": OPSET, "exporter": "torch.onnx (TorchScript, dynamo=False)", "window": scaler.window,
-            "n_features": n_features, "features": list(scaler.inputs), "io": {"input": INPUT, "outputs": OUTPUTS},
-            "generators": gens, "calibration_windows": len(calib), "files": files, "versions": versions(),
-        }
-        (staging / MANIFEST).write_text(json.dumps(artifact_manifest, indent=2, default=str) + "\n")
+            "data_hash": run.data_hash, "synthetic_data": manifest["data"].get("synthetic"),
+            "features": run.features, "opset": OPSET, "exporter": "torch.onnx (TorchScript, dynamo=False)",
+            "window": first.window, "n_features": len(first.inputs), "inputs": list(first.inputs),
+            "io": {"input": INPUT, "outputs": OUTPUTS}, "generators": gens,
+            "calibration_windows": calibration, "files": files, "versions": versions(),
+        })
+        fsync_dir(staging)
         if out.exists():
             old = out.with_name(f".{out.name}.old")
             shutil.rmtree(old, ignore_errors=True)
@@ -194,7 +196,8 @@ def export_run(run_dir: Path, generators: list[str] | None = None, out: Path = P
             shutil.rmtree(old, ignore_errors=True)
         else:
             staging.rename(out)
+        fsync_dir(out.parent)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return ExportResult(str(out), str(run_dir), gens, routing, files)
+    return ExportResult(str(out), str(run_dir), gens, routing, files, set_id=written["set_id"])

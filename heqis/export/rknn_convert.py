@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 
 from heqis.errors import HeqisError
-from heqis.export.artifacts import generator_files, verify
-from heqis.fileio import sha256_file
+from heqis.fileio import read_json, sha256_file, write_json
+from heqis.formats.artifacts import ArtifactSet
 
 TARGETS = ("rk3566", "rk3568", "rk3588", "rk3562", "rk3576")
 FLOAT_TOL = 1e-3        # unquantized: return and class probabilities must match ONNX Runtime this closely
@@ -63,9 +63,9 @@ def convert_rknn(artifact_dir: Path, generator: str, target: str = "rk3568", qua
     if target not in TARGETS:
         raise HeqisError(f"unknown RKNN target '{target}'", hint=f"use one of: {', '.join(TARGETS)}")
     artifact_dir = Path(artifact_dir)
-    manifest = verify(artifact_dir)
-    onnx_path = artifact_dir / generator_files(manifest, generator)["onnx"]
-    calib = np.load(artifact_dir / "calibration.npy").astype(np.float32)
+    artifacts = ArtifactSet.open(artifact_dir)
+    onnx_path = artifacts.path(generator, "onnx")
+    calib = np.load(artifacts.path(generator, "calibration")).astype(np.float32)
     if len(calib) < dataset_size + check_size:
         dataset_size = max(1, len(calib) - check_size)
     python = rknn_python()
@@ -83,8 +83,8 @@ def convert_rknn(artifact_dir: Path, generator: str, target: str = "rk3568", qua
         (t / "dataset.txt").write_text("\n".join(lines) + "\n")
         np.save(t / "windows.npy", check)
         job = {"onnx": str(onnx_path), "out": str(out), "target": target, "quantize": quantize,
-               "dataset": str(t / "dataset.txt"), "input_shape": [1, int(manifest["window"]),
-                                                                  int(manifest["n_features"])],
+               "dataset": str(t / "dataset.txt"),
+               "input_shape": [1, artifacts.window(generator), artifacts.n_features],
                "windows": str(t / "windows.npy"), "reg_out": str(t / "reg.npy"), "cls_out": str(t / "cls.npy"),
                "result": str(t / "result.json")}
         (t / "job.json").write_text(json.dumps(job))
@@ -114,9 +114,9 @@ def convert_rknn(artifact_dir: Path, generator: str, target: str = "rk3568", qua
     res = RknnResult(generator, target, quantize, str(out), max(reg_diff, prob_diff), reg_diff, prob_diff, cls_diff,
                      agree, result["seconds"])
     record = out_dir / "manifest.json"
-    entries = json.loads(record.read_text()) if record.exists() else {}
+    entries = read_json(record, "RKNN record") if record.exists() else {}
     entries[generator] = {**res.to_dict(), "sha256": sha256_file(out), "onnx_sha256": sha256_file(onnx_path)}
-    record.write_text(json.dumps(entries, indent=2) + "\n")
+    write_json(record, entries)
     if not quantize and res.max_abs_diff > FLOAT_TOL:
         raise HeqisError(f"{generator}: RKNN simulator differs from ONNX Runtime by {res.max_abs_diff:.2e} "
                          f"(> {FLOAT_TOL:g} unquantized)", hint=f"see {log}")

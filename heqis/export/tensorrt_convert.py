@@ -7,10 +7,10 @@ from typing import Any
 
 import numpy as np
 
+from heqis.backends.tensorrt_engine import Profile, build_engine, engine_name, format_command, trtexec_command
 from heqis.errors import HeqisError
-from heqis.export.artifacts import generator_files, verify
-from heqis.export.tensorrt import Profile, build_engine, engine_name, format_command, trtexec_command
 from heqis.fileio import sha256_file
+from heqis.formats.artifacts import ArtifactSet
 
 
 def tensorrt_identity() -> tuple[str, str] | None:
@@ -26,8 +26,7 @@ def tensorrt_identity() -> tuple[str, str] | None:
 
 
 def convert_tensorrt(artifact_dir: Path, generators: list[str], precision: str, dry_run: bool) -> dict[str, Any]:
-    manifest = verify(artifact_dir)
-    profile = Profile(int(manifest["window"]), int(manifest["n_features"]))
+    artifacts = ArtifactSet.open(artifact_dir)
     identity = tensorrt_identity()
     if identity is None and not dry_run:
         raise HeqisError("TensorRT is not available on this machine (engines are built on the GPU that runs them)",
@@ -35,7 +34,8 @@ def convert_tensorrt(artifact_dir: Path, generators: list[str], precision: str, 
     version, gpu = identity or ("", "")
     lines, engines = [], {}
     for gid in generators:
-        onnx = Path(artifact_dir) / generator_files(manifest, gid)["onnx"]
+        onnx = artifacts.path(gid, "onnx")
+        profile = Profile(artifacts.window(gid), artifacts.n_features)
         # built here, an engine is named by its cache key; the dry run cannot know the GPU and TensorRT
         name = f"{gid}-{precision}.engine" if identity is None else \
             f"{gid}-{engine_name(sha256_file(onnx), version, gpu, precision)}"
@@ -49,7 +49,7 @@ def convert_tensorrt(artifact_dir: Path, generators: list[str], precision: str, 
                              "build INT8 with `heqis convert` on the Jetson (it calibrates on calibration.npy)")
             continue
         engine.parent.mkdir(exist_ok=True)  # pragma: no cover - GPU machines only
-        calib = np.load(Path(artifact_dir) / "calibration.npy") if precision == "int8" else None  # pragma: no cover
+        calib = np.load(artifacts.path(gid, "calibration")) if precision == "int8" else None  # pragma: no cover
         build_engine(onnx, engine, precision, profile, calib)  # pragma: no cover
         engines[gid] = str(engine)  # pragma: no cover
         lines.append(f"{gid}: built {engine}")  # pragma: no cover

@@ -1,8 +1,11 @@
-"""Feature columns from stored bars: the single function training, backtest and the brain all call."""
+"""The indicator columns of one symbol: ``feature_arrays`` (numpy only, the edge runs it).
+
+``model_inputs`` (heqis.features.inputs) is the entry point research and the brain call; the
+store's feature cache and ``heqis check lookahead`` use ``heqis.features.frames.add_features``,
+which runs the same ``feature_arrays`` over a bars DataFrame.
+"""
 
 from __future__ import annotations
-
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -35,17 +38,3 @@ def feature_arrays(high: np.ndarray, low: np.ndarray, close: np.ndarray, vol: np
     out["turnover"] = np.asarray(turnover, dtype=np.float64)
     out["log_vol"] = np.log1p(np.asarray(vol, dtype=np.float64))
     return {name: out[name] for name in FEATURE_COLUMNS}
-
-
-if TYPE_CHECKING:
-    import pandas as pd
-
-
-def add_features(bars: pd.DataFrame) -> pd.DataFrame:
-    """Return ``bars`` with the feature columns (DESIGN.md §4) appended or refreshed."""
-    import pandas as pd  # research only: the brain uses feature_arrays
-    feats = feature_arrays(bars["high"].to_numpy(), bars["low"].to_numpy(), bars["close"].to_numpy(),
-                           bars["vol"].to_numpy(), bars["turnover"].to_numpy())
-    derived = {k: v for k, v in feats.items() if k != "turnover"}  # turnover is a bar column already
-    base = bars.drop(columns=[c for c in derived if c in bars.columns])
-    return pd.concat([base, pd.DataFrame(derived, index=base.index)], axis=1)

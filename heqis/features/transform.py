@@ -1,14 +1,14 @@
 """Model-input transforms with numpy only — the part of the feature pipeline the live brain runs.
 
-Scale-free inputs (DESIGN.md §4): price-like columns relative to the window's last close, MACD
-lines divided by that close, 0-100 oscillators and turnover divided by 100, log volume relative
-to the last bar's. Then the ``Scaler`` fitted on the training segment. Training, backtest and the
-brain all call these functions: live and research cannot disagree.
+Scale-free inputs (docs/architecture.md, "Features"): price-like columns relative to the window's
+last close, MACD lines divided by that close, 0-100 oscillators and turnover divided by 100, log
+volume relative to the last bar's. Then the ``Scaler`` fitted on the training segment. Training,
+backtest and the brain all call these functions after ``model_inputs``: live and research cannot
+disagree.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,7 @@ import numpy as np
 
 from heqis.errors import HeqisError
 from heqis.features.columns import INDICATOR_PARAMS, MODEL_INPUTS, PERCENT_0_100, PRICE_DIFF, PRICE_LIKE
+from heqis.fileio import read_json, write_json
 
 CLASSES = ("down", "flat", "up")
 SCALER_VERSION = 1
@@ -43,20 +44,6 @@ def scale_free(windows: np.ndarray, inputs: tuple[str, ...] = MODEL_INPUTS) -> n
     x[..., pct] = x[..., pct] / 100.0
     x[..., vol_i] = x[..., vol_i] - last_vol
     return x
-
-
-def inputs_from_arrays(open_: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.ndarray, vol: np.ndarray,
-                       turnover: np.ndarray) -> np.ndarray:
-    """[n, F] model inputs (MODEL_INPUTS order) from raw bar arrays, without pandas: the live brain's
-    path to the same numbers ``add_features`` + ``input_matrix`` give in research."""
-    from heqis.features.compute import feature_arrays
-
-    feats = feature_arrays(high, low, close, vol, turnover)
-    cols = {"open": open_, "high": high, "low": low, "close": close, **feats}
-    values = np.column_stack([np.asarray(cols[c], dtype=np.float64) for c in MODEL_INPUTS])
-    t = MODEL_INPUTS.index("turnover")
-    values[:, t] = np.nan_to_num(values[:, t], nan=0.0)
-    return values
 
 
 # ---------------------------------------------------------------------------------------------
@@ -135,15 +122,13 @@ class Scaler:
             raise HeqisError(f"scaler parameters are incomplete or malformed ({exc})") from None
 
     def save(self, path: Path) -> None:
-        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+        write_json(path, self.to_dict())
 
     @classmethod
     def load(cls, path: Path) -> Scaler:
-        try:
-            return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
-        except FileNotFoundError:
-            raise HeqisError(f"{path}: scaler file not found") from None
-        except json.JSONDecodeError as exc:
-            raise HeqisError(f"{path}: not valid JSON ({exc})") from None
+        raw = read_json(path, "scaler file")
+        if not isinstance(raw, dict):
+            raise HeqisError(f"{path}: not a scaler file")
+        return cls.from_dict(raw)
 
 

@@ -5,10 +5,10 @@ and the targets of T+1: the next-day return of the adjusted close and its direct
 order [down, flat, up]. A sample belongs to the segment that contains its *target* day, so no
 training label and no scaler statistic ever comes from a day after the training segment.
 
-Inputs are made scale-free inside each window before the scaler (DESIGN.md §4), so one scaler and
-one model serve every symbol: price-like columns relative to the window's last close, MACD lines
-divided by that close, 0-100 oscillators and turnover divided by 100, log volume relative to the
-last bar's. The same ``scale_free`` runs in training, backtest and the live brain.
+Inputs come from ``model_inputs`` over the symbol's stored bars (never from the store's feature
+cache), then are made scale-free inside each window before the scaler (docs/architecture.md,
+"Features"), so one scaler and one model serve every symbol. The same ``model_inputs`` and
+``scale_free`` run in training, backtest and the live brain.
 """
 
 from __future__ import annotations
@@ -20,9 +20,10 @@ import pandas as pd
 
 from heqis.errors import HeqisError
 from heqis.features.columns import MODEL_INPUTS
-from heqis.features.transform import CLASSES, Scaler, inputs_from_arrays, scale_free
+from heqis.features.inputs import BAR_INPUTS, model_inputs
+from heqis.features.transform import CLASSES, Scaler, scale_free
 
-__all__ = ["CLASSES", "Scaler", "inputs_from_arrays", "scale_free"]  # re-exported: the research entry point
+__all__ = ["CLASSES", "Scaler", "scale_free"]  # re-exported: the research entry point
 
 SEGMENT_NAMES = ("train", "val", "select", "test")
 DEFAULT_FRACTIONS = (0.60, 0.15, 0.10, 0.15)
@@ -31,12 +32,16 @@ DEFAULT_FRACTIONS = (0.60, 0.15, 0.10, 0.15)
 # ---------------------------------------------------------------------------------------------
 # model inputs from stored bars
 # ---------------------------------------------------------------------------------------------
-def input_matrix(bars: pd.DataFrame, inputs: tuple[str, ...] = MODEL_INPUTS) -> np.ndarray:
-    """[n, F] float64 of the model inputs; unknown turnover (indices, funds) counts as 0."""
-    values = bars.loc[:, list(inputs)].to_numpy(dtype=np.float64, copy=True)
-    t = inputs.index("turnover")
-    values[:, t] = np.nan_to_num(values[:, t], nan=0.0)
-    return values
+def bar_matrix(bars: pd.DataFrame) -> np.ndarray:
+    """[n, 6] float64 of a symbol's stored bars in ``BAR_INPUTS`` order (what a live request carries)."""
+    return bars.loc[:, list(BAR_INPUTS)].to_numpy(dtype=np.float64)
+
+
+def research_inputs(bars: pd.DataFrame, inputs: tuple[str, ...] = MODEL_INPUTS) -> np.ndarray:
+    """[n, F] model inputs of a symbol's whole history: ``model_inputs`` once per symbol."""
+    if tuple(inputs) != MODEL_INPUTS:
+        raise HeqisError("the model inputs of this heqis are fixed", hint=f"expected {', '.join(MODEL_INPUTS)}")
+    return model_inputs(bar_matrix(bars))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -114,7 +119,7 @@ class WindowSet:
 def symbol_windows(bars: pd.DataFrame, window: int, flat_band: float,
                    inputs: tuple[str, ...] = MODEL_INPUTS) -> tuple[np.ndarray, ...]:
     """(x, y_reg, y_cls, dates, target_dates) of one symbol's bars, sorted by trade_date."""
-    values = input_matrix(bars, inputs)
+    values = research_inputs(bars, inputs)
     close = bars["close"].to_numpy(dtype=np.float64)
     dates = bars["trade_date"].to_numpy(dtype="datetime64[ns]")
     n = len(values)
@@ -139,7 +144,7 @@ def inference_windows(bars: pd.DataFrame, window: int,
                       inputs: tuple[str, ...] = MODEL_INPUTS) -> tuple[np.ndarray, np.ndarray]:
     """(x [N, W, F] scale-free, decision dates [N]) for every bar that ends a complete window,
     the last bar included (it has no target yet, but live and backtest signals need it)."""
-    values = input_matrix(bars, inputs)
+    values = research_inputs(bars, inputs)
     dates = bars["trade_date"].to_numpy(dtype="datetime64[ns]")
     n = len(values)
     if n < window:

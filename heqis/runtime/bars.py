@@ -1,31 +1,68 @@
-"""What a window request carries, and how the brain turns it into model input.
+"""Bars in the gateway, and what a window request carries to the brain (numpy only).
 
-A request holds the raw bars one symbol needs — the window plus enough history that every
-indicator has converged (EMA60's seed and Wilder's RSI fade geometrically; 500 bars leave them
-< 1e-7 away from the research values, tested) — as float32 columns WINDOW_COLUMNS. The brain runs
-the same feature functions and scaler as training: live and research cannot disagree.
+Every source — replay, Tushare polling, Modbus — keeps each symbol's recent history in the store's
+bar schema (``HISTORY_COLUMNS``: raw prices, volume, adjustment factor, limits, turnover), cleaned
+by the same rules as ``heqis data`` (heqis.data.bar_checks). A request carries that history turned
+into ``REQUEST_COLUMNS`` by ``request_window``: forward-adjusted with the latest factor in it (as
+the store adjusts, heqis.data.adjust), volume, turnover. The brain runs ``brain_input``: the same
+``model_inputs``, ``scale_free`` and scaler as training, over the window plus enough history that
+every indicator has converged (EMA60's seed and Wilder's RSI fade geometrically; 500 bars leave
+them < 1e-7 away from the research values, tested). Live and research cannot disagree.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from heqis.features.transform import Scaler, inputs_from_arrays, scale_free
+from heqis.data.adjust import forward_adjust_prices
+from heqis.features.inputs import BAR_INPUTS, model_inputs
+from heqis.features.transform import Scaler, scale_free
 
-WINDOW_COLUMNS = ("open", "high", "low", "close", "vol", "turnover")
+HISTORY_COLUMNS: tuple[str, ...] = ("open_raw", "high_raw", "low_raw", "close_raw", "pre_close_raw", "vol", "amount",
+                                    "adj_factor", "up_limit", "down_limit", "turnover", "is_st")
+REQUEST_COLUMNS: tuple[str, ...] = BAR_INPUTS
 WARMUP_BARS = 500
+H = {c: i for i, c in enumerate(HISTORY_COLUMNS)}
 
 
 def history_length(window: int) -> int:
+    """Bars a request carries for a model of ``window`` bars."""
     return window + WARMUP_BARS
 
 
-def model_input(bars: np.ndarray, scaler: Scaler) -> np.ndarray | None:
-    """Scaled model input [W, F] for the last bar of ``bars`` [n, 6]; None when history is too short."""
-    if bars.ndim != 2 or bars.shape[1] != len(WINDOW_COLUMNS) or len(bars) < scaler.window:
+def history_row(open_raw: float, high_raw: float, low_raw: float, close_raw: float, vol: float,
+                turnover: float = np.nan, adj_factor: float = np.nan, pre_close_raw: float = np.nan,
+                amount: float = np.nan, up_limit: float = np.nan, down_limit: float = np.nan,
+                is_st: float = 0.0) -> np.ndarray:
+    """One bar as a HISTORY_COLUMNS row (float32)."""
+    values = {"open_raw": open_raw, "high_raw": high_raw, "low_raw": low_raw, "close_raw": close_raw,
+              "pre_close_raw": pre_close_raw, "vol": vol, "amount": amount, "adj_factor": adj_factor,
+              "up_limit": up_limit, "down_limit": down_limit, "turnover": turnover, "is_st": is_st}
+    return np.array([values[c] for c in HISTORY_COLUMNS], dtype=np.float32)
+
+
+def request_window(history: np.ndarray) -> np.ndarray:
+    """[n, 6] float32 REQUEST_COLUMNS from [n, HISTORY_COLUMNS] rows: prices forward-adjusted with the
+    latest factor of the history, volume, turnover."""
+    h = np.asarray(history, dtype=np.float64)
+    out = np.empty((len(h), len(REQUEST_COLUMNS)), dtype=np.float32)
+    out[:, :4] = forward_adjust_prices(h[:, :4], h[:, H["adj_factor"]])
+    out[:, 4] = h[:, H["vol"]]
+    out[:, 5] = h[:, H["turnover"]]
+    return out
+
+
+def raw_ohlc(history_row_: np.ndarray) -> list[float]:
+    """The raw open, high, low, close of one history row (what the console's K-line draws)."""
+    return [round(float(v), 4) for v in history_row_[:4]]
+
+
+def brain_input(bars: np.ndarray, scaler: Scaler) -> np.ndarray | None:
+    """Scaled model input [W, F] for the last bar of a request ``bars`` [n, 6]; None when it cannot be one
+    (wrong shape, too few bars, or a non-finite value in the window)."""
+    if bars.ndim != 2 or bars.shape[1] != len(REQUEST_COLUMNS) or len(bars) < scaler.window:
         return None
-    b = bars.astype(np.float64)
-    values = inputs_from_arrays(b[:, 0], b[:, 1], b[:, 2], b[:, 3], b[:, 4], b[:, 5])[-scaler.window:]
+    values = model_inputs(bars, last_n=scaler.window)
     if not np.isfinite(values).all():
         return None
     return scaler.transform(scale_free(values))

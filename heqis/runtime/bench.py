@@ -24,8 +24,8 @@ import numpy as np
 import zmq
 
 from heqis.errors import HeqisError
-from heqis.export.artifacts import verify
-from heqis.runtime.bars import WINDOW_COLUMNS, history_length
+from heqis.formats.artifacts import ArtifactSet
+from heqis.runtime.bars import REQUEST_COLUMNS, history_length
 from heqis.runtime.gateway import BrainTarget, Gateway, GatewayConfig
 from heqis.runtime.ports import free_port_block
 from heqis.runtime.protocol import decode, encode
@@ -99,7 +99,7 @@ def _replay(artifacts: Path, data_dir: Path, brains: int, rate: float, limit: in
             warmup_s: float = 60.0) -> tuple[Gateway, float, int]:
     from heqis.runtime.replay_pack import store_arrays
 
-    window = int(verify(artifacts)["window"])
+    window = ArtifactSet.open(artifacts).max_window
     arrays = store_arrays(data_dir)
     base = free_port_block(2 * brains + 4)
     with tempfile.TemporaryDirectory() as tmp, Brains(artifacts, brains, base + 4) as fleet:
@@ -120,8 +120,8 @@ def _replay(artifacts: Path, data_dir: Path, brains: int, rate: float, limit: in
 
 def bench_runtime(artifacts: Path, data_dir: Path, rate: float = 1000.0, seconds: float = 5.0,
                   brain_counts: list[int] | None = None) -> dict[str, Any]:
-    window = int(verify(artifacts)["window"])
-    payload = history_length(window) * len(WINDOW_COLUMNS) * 4
+    window = ArtifactSet.open(artifacts).max_window
+    payload = history_length(window) * len(REQUEST_COLUMNS) * 4
     gw, elapsed, stored = _replay(artifacts, data_dir, 1, rate, int(rate * seconds))
     lat = gw.latency.snapshot()
     parts = lat["parts_p50_us"]

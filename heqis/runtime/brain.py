@@ -1,16 +1,18 @@
 """The brain (Jetson role): PULL windows, features + scaler + inference, PUSH signals back.
 
-Sockets as DESIGN.md §8: the brain *binds* PULL on ``port`` (windows, heartbeats, control in) and
-PUSH on ``port + 1`` (signals and heartbeat replies out); the gateway connects to both. Stateless:
-every request carries the raw bars it needs, so a restarted brain answers at once. Each loop turn
-drains what is waiting, groups the windows by the generator ``routing.json`` assigns their symbol,
-and runs each group as one batch; every signal reports its own queue, preprocess and inference
-time (the brain's clock), and echoes the gateway's send stamp so latency is measured on one clock.
+Sockets (docs/architecture.md, "Wire protocol"): the brain *binds* PULL on ``port`` (windows,
+heartbeats, control in) and PUSH on ``port + 1`` (signals and heartbeat replies out); the gateway
+connects to both. Stateless: every request carries the raw bars it needs, so a restarted brain
+answers at once. Each loop turn drains what is waiting, groups the windows by the generator
+``routing.json`` assigns their symbol, turns each into model input with that generator's window and
+scaler (``brain_input``: the same ``model_inputs`` research uses), and runs each group as one batch;
+every signal reports its own queue, preprocess and inference time (the brain's clock), and echoes
+the gateway's send stamp so latency is measured on one clock. An artifact set made with other
+feature code than this brain's is refused at start.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
@@ -25,9 +27,10 @@ import zmq
 from heqis import __version__
 from heqis.actions import to_signals
 from heqis.backends import get_predictor
-from heqis.export.artifacts import verify
+from heqis.features.fingerprint import feature_fingerprint, require_features
 from heqis.features.transform import Scaler
-from heqis.runtime.bars import model_input
+from heqis.formats.artifacts import ArtifactSet
+from heqis.runtime.bars import REQUEST_COLUMNS, brain_input, history_length
 from heqis.runtime.protocol import Decoder, Message, encode
 from heqis.runtime.security import KeyConfig, server_socket_security
 
@@ -54,14 +57,16 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 class Brain:
     def __init__(self, cfg: BrainConfig) -> None:
         self.cfg = cfg
-        self.manifest = verify(cfg.artifacts)
-        self.scaler = Scaler.load(Path(cfg.artifacts) / "scaler_params.json")
-        self.routing = json.loads((Path(cfg.artifacts) / "routing.json").read_text())
+        self.artifacts = ArtifactSet.open(cfg.artifacts)
+        require_features(self.artifacts.features, f"the artifact set {cfg.artifacts}",
+                         hint=f"export it again with this heqis: heqis export RUN_DIR --out {cfg.artifacts}")
+        self.scalers = {gid: Scaler.load(self.artifacts.path(gid, "scaler")) for gid in self.artifacts.generators}
+        self.routing = self.artifacts.routing()
         options: dict[str, Any] = {"threads": cfg.threads} if cfg.backend in ("onnxruntime", "torch") and \
             cfg.threads else {}
         self.predictors = {gid: get_predictor(cfg.backend, cfg.artifacts, gid, **options)
-                           for gid in self.manifest["generators"]}
-        self.artifacts_sha = self.manifest["files"].get(f"model_{next(iter(self.predictors))}.onnx", "")[:16]
+                           for gid in self.artifacts.generators}
+        self.artifacts_id = self.artifacts.set_id
         self.counters = {"windows": 0, "signals": 0, "heartbeats": 0, "bad_windows": 0, "malformed": 0,
                          "batches": 0}
         self.last_gateway_hb = 0.0
@@ -79,19 +84,18 @@ class Brain:
 
     def _warm_up(self) -> None:
         """Compile the feature code and initialise every model before the first real request."""
-        dummy = np.zeros((1, self.scaler.window, len(self.scaler.inputs)), np.float32)
-        for p in self.predictors.values():
-            p.predict(dummy)
-        from heqis.runtime.bars import WINDOW_COLUMNS
-
-        model_input(np.ones((self.scaler.window + 5, len(WINDOW_COLUMNS)), np.float32), self.scaler)
+        for gid, p in self.predictors.items():
+            scaler = self.scalers[gid]
+            p.predict(np.zeros((1, scaler.window, len(scaler.inputs)), np.float32))
+            brain_input(np.ones((history_length(scaler.window), len(REQUEST_COLUMNS)), np.float32), scaler)
 
     def route(self, symbol: str) -> dict[str, Any]:
         return self.routing["symbols"].get(symbol) or self.routing["default"]
 
     def status(self) -> dict[str, Any]:
         return {"name": self.cfg.name, "pid": os.getpid(), "version": __version__, "backend": self.cfg.backend,
-                "artifacts_sha256": self.artifacts_sha, "counters": dict(self.counters),
+                "artifacts_sha256": self.artifacts_id, "artifacts": self.artifacts_id,
+                "features": feature_fingerprint()["id"], "counters": dict(self.counters),
                 "rejected": dict(self.decoder.rejected)}
 
     # ------------------------------------------------------------------------------------------
@@ -129,14 +133,15 @@ class Brain:
         t_pre = time.monotonic_ns()
         for msg, arrived in batch:
             self.counters["windows"] += 1
-            x = model_input(msg.data, self.scaler) if msg.data is not None else None
+            gid = self.route(msg.symbol)["generator"]
+            x = brain_input(msg.data, self.scalers[gid]) if msg.data is not None and gid in self.scalers else None
             if x is None:
                 self.counters["bad_windows"] += 1
                 self.push.send_multipart(encode("signal", msg.seq, msg.symbol, msg.bar_time, None,
                                                 {"error": "window has too few bars or invalid values",
                                                  "brain": self.cfg.name}, sent_ns=msg.sent_ns))
                 continue
-            groups.setdefault(self.route(msg.symbol)["generator"], []).append((msg, arrived, x))
+            groups.setdefault(gid, []).append((msg, arrived, x))
         pre_us = (time.monotonic_ns() - t_pre) / 1e3 / max(1, len(batch))
         for gid, items in groups.items():
             t_inf = time.monotonic_ns()
@@ -149,6 +154,7 @@ class Brain:
                 action = int(to_signals(reg[i:i + 1, 0], cls[i:i + 1], route["mode"], route["threshold"])[0])
                 payload = np.array([reg[i, 0], *probs[i], action], dtype=np.float32)
                 extra = {"model": gid, "mode": route["mode"], "action": action, "brain": self.cfg.name,
+                         "artifacts": self.artifacts_id,
                          "queue_us": round((t_pre - arrived) / 1e3, 1), "pre_us": round(pre_us, 1),
                          "inf_us": round(inf_us, 1)}
                 self.push.send_multipart(encode("signal", msg.seq, msg.symbol, msg.bar_time, payload, extra,
@@ -168,6 +174,6 @@ def run_brain(cfg: BrainConfig) -> None:
     brain = Brain(cfg)
     signal.signal(signal.SIGTERM, brain.stop)
     signal.signal(signal.SIGINT, brain.stop)
-    log.warning("brain %s ready on tcp://%s:%d (+1), backend %s, %d models", cfg.name, cfg.bind, cfg.port,
-                cfg.backend, len(brain.predictors))
+    log.info("brain %s ready on tcp://%s:%d (+1), backend %s, %d models, artifacts %s", cfg.name, cfg.bind,
+             cfg.port, cfg.backend, len(brain.predictors), brain.artifacts_id)
     brain.run()

@@ -9,9 +9,14 @@ one PUSH (requests) and one PULL (replies), so it can address each brain on its 
   them), and its reset action runs — restart the local process, or a fleet command such as an SSH
   reboot or a GPIO power cycle — with exponential back-off so a broken brain is not reset in a loop;
 * replies: a signal completes its request; a late or repeated reply finds no request and is counted
-  as a duplicate; every signal is written with INSERT OR IGNORE on (symbol, bar time, model);
+  as a duplicate; every signal is written with INSERT OR IGNORE on (symbol, bar time, model,
+  artifact set);
 * telemetry: JSON on the PUB socket (and WebSocket) a few times a second, and one document per signal;
-* control: a REP socket answers the console (status, reset a brain, pause, resume).
+* control: a REP socket answers the console (status, telemetry, the last stored signals, a symbol's
+  recent bars, reset a brain, pause, resume).
+
+Requests are built from each source's history by ``request_window`` (heqis.runtime.bars): the same
+bar schema and adjustment as the data store, for replayed and live bars alike.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ import psutil
 import zmq
 
 from heqis import __version__
+from heqis.runtime.bars import raw_ohlc, request_window
 from heqis.runtime.protocol import Decoder, encode
 from heqis.runtime.ringbuffer import RingBuffer
 from heqis.runtime.security import KeyConfig, client_socket_security, server_socket_security
@@ -70,12 +76,14 @@ class GatewayConfig:
     keys: KeyConfig | None = None
     exit_when_done: bool = False
     state_file: Path | None = None
+    artifacts_id: str = ""       # the artifact set the gateway's brains should run (stored with each signal)
 
 
 @dataclass
 class Request:
     seq: int
     bar: Bar
+    payload: Any = None          # the [n, 6] window sent to the brain (request_window of the bar's history)
     attempts: int = 0
 
 
@@ -170,7 +178,7 @@ class Gateway:
             if not self.paused:
                 for bar in self._poll_sources():
                     self.seq += 1
-                    if self.ring.push(Request(self.seq, bar)) is not None:
+                    if self.ring.push(Request(self.seq, bar, request_window(bar.history))) is not None:
                         self.counters["dropped"] += 1
                 self._dispatch()
             # sleep until a reply arrives, the next bar is due, or 20 ms pass; never spin: the brains
@@ -217,7 +225,7 @@ class Gateway:
                 return
             brain = min(live, key=lambda b: len(b.in_flight))
             req = self.ring.peek()
-            frames = encode("window", req.seq, req.bar.symbol, req.bar.bar_time, req.bar.history)
+            frames = encode("window", req.seq, req.bar.symbol, req.bar.bar_time, req.payload)
             try:
                 brain.push.send_multipart(frames, zmq.NOBLOCK)
             except zmq.Again:          # not connected right now: leave it to the others for a moment
@@ -263,15 +271,18 @@ class Gateway:
             latency_us = (now_ns - msg.sent_ns) / 1e3
             self.latency.add(latency_us, msg.extra)
             reg, p_down, p_flat, p_up, action = (float(v) for v in msg.data[:5])
+            artifacts = msg.extra.get("artifacts")
+            if not isinstance(artifacts, str) or not 0 < len(artifacts) <= 64:
+                artifacts = self.cfg.artifacts_id or "unknown"
             row = {"symbol": msg.symbol, "bar_time": msg.bar_time, "model": msg.extra.get("model", "?"),
-                   "seq": msg.seq, "action": int(action), "reg": reg, "p_down": p_down, "p_flat": p_flat,
-                   "p_up": p_up, "latency_us": latency_us, "queue_us": msg.extra.get("queue_us"),
+                   "artifacts": artifacts, "seq": msg.seq, "action": int(action), "reg": reg, "p_down": p_down,
+                   "p_flat": p_flat, "p_up": p_up, "latency_us": latency_us, "queue_us": msg.extra.get("queue_us"),
                    "pre_us": msg.extra.get("pre_us"), "inf_us": msg.extra.get("inf_us"), "brain": brain.name}
             self.store.add(row)
             self.counters["signals"] += 1
             bar = req.bar.history[-1] if req is not None else None     # the bar it decided on, for K-lines
             self._publish("signal", {**row, "mode": msg.extra.get("mode"),
-                                     "ohlc": [round(float(v), 4) for v in bar[:4]] if bar is not None else None})
+                                     "ohlc": raw_ohlc(bar) if bar is not None else None})
 
     # -- health ---------------------------------------------------------------------------------
     def _heartbeats(self, now: float) -> None:
@@ -345,6 +356,15 @@ class Gateway:
             reply: dict[str, Any] = {"ok": True, **self.status()}
         elif cmd == "telemetry":
             reply = {"ok": True, **self.snapshot()}
+        elif cmd == "signals":
+            self.store.flush()
+            reply = {"ok": True, "signals": self.store.latest(_limit(request.get("limit"), 40, 500))}
+        elif cmd == "bars":
+            symbol = request.get("symbol")
+            times, rows = self.source.recent(symbol, _limit(request.get("limit"), 120, 2000)) \
+                if isinstance(symbol, str) else ([], [])
+            reply = {"ok": True, "symbol": symbol, "symbols": self.symbols(),
+                     "bars": [[t, *raw_ohlc(r)] for t, r in zip(times, rows, strict=True)]}
         elif cmd in ("pause", "resume"):
             self.paused = cmd == "pause"
             reply = {"ok": True, "paused": self.paused}
@@ -371,14 +391,21 @@ class Gateway:
         if self.ws is not None:
             self.ws.broadcast({"topic": topic, **document})
 
+    def symbols(self) -> list[str]:
+        out: set[str] = set()
+        for src in self.source.sources:
+            out |= set(getattr(src, "symbols", []))
+        return sorted(out)
+
     def status(self) -> dict[str, Any]:
-        """DESIGN.md §8's status document: the gateway and every brain."""
+        """The status document (docs/architecture.md, "Status document"): the gateway and every brain."""
         now = time.monotonic()
         gw_counters = dict(self.counters) | {"ring": len(self.ring), "ring_capacity": self.ring.capacity,
                                              "in_flight": sum(len(b.in_flight) for b in self.brains),
                                              "stored": self.store.inserted, "paused": self.paused}
         nodes = [{"name": "gateway", "role": "gateway", "host": self.cfg.bind, "pid": os.getpid(), "alive": True,
-                  "heartbeat_age_s": 0.0, "version": __version__, "artifacts_sha256": None, "counters": gw_counters}]
+                  "heartbeat_age_s": 0.0, "version": __version__, "artifacts_sha256": self.cfg.artifacts_id or None,
+                  "cwd": os.getcwd(), "counters": gw_counters}]
         for b in self.brains:
             nodes.append({
                 "name": b.name, "role": "brain", "host": b.target.host, "pid": b.status.get("pid"), "alive": b.alive,
@@ -393,7 +420,10 @@ class Gateway:
         mem = self.process.memory_info().rss
         return {"time": time.time(), "uptime_s": round(time.monotonic() - self.started, 1), **self.status(),
                 "latency": self.latency.snapshot(), "queue_depth": len(self.ring), "drops": self.ring.dropped,
-                "source_done": self.source.done, "cpu_percent": self.process.cpu_percent(),
+                "source_done": self.source.done, "source": self.source.describe(),
+                "endpoints": {"telemetry": self.cfg.telemetry_port, "control": self.cfg.control_port,
+                              "websocket": self.cfg.ws_port or None},
+                "cpu_percent": self.process.cpu_percent(),
                 "memory_mb": round(mem / 2**20, 1), "alerts": self.alerts[-10:]}
 
     def stop(self, *_: Any) -> None:
@@ -423,7 +453,12 @@ def run_gateway(cfg: GatewayConfig, source: Aligner) -> Gateway:
     gw = Gateway(cfg, source)
     signal.signal(signal.SIGTERM, gw.stop)
     signal.signal(signal.SIGINT, gw.stop)
-    log.warning("gateway ready: %d brain(s), telemetry tcp://%s:%d, control :%d, websocket :%s",
+    log.info("gateway ready: %d brain(s), telemetry tcp://%s:%d, control :%d, websocket :%s",
                 len(cfg.targets), cfg.bind, cfg.telemetry_port, cfg.control_port, cfg.ws_port or "off")
     gw.run()
     return gw
+
+
+def _limit(value: Any, default: int, most: int) -> int:
+    """A row count asked for over the control socket: an int in [1, most], else ``default``."""
+    return min(max(value, 1), most) if isinstance(value, int) and not isinstance(value, bool) else default

@@ -1,21 +1,12 @@
 """``heqis train``: one training run in a run directory, resumable and crash-safe.
 
-::
-
-    RUN_DIR/
-      manifest.json          config, seed, data hash, segment dates, versions, git commit, results
-      metrics.csv            one row per epoch and generator (plus the encoder epochs), with events
-      scaler_params.json     the scaler fitted on the train segment, with the feature order
-      checkpoints/G1.pt ...  best state dict per generator (by validation loss)
-      checkpoints/last.pt    everything needed to resume (models, optimisers, RNG, history)
-
+The run folder's layout and its reader are ``heqis.formats.run`` (the edge can read it too).
 ``last.pt`` is rewritten after every epoch, so Ctrl-C or a crash loses at most the running epoch.
 """
 
 from __future__ import annotations
 
 import csv
-import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -28,11 +19,11 @@ import torch
 from heqis.data.store import DataStore
 from heqis.errors import HeqisError
 from heqis.features.columns import MODEL_INPUTS
-from heqis.features.windows import Scaler, Segments
-from heqis.fileio import atomic_write_bytes, read_manifest
-from heqis.models.encoders import build_encoders
-from heqis.models.generators import Generator, build_generator
-from heqis.train import checkpoint
+from heqis.features.fingerprint import feature_fingerprint, require_features
+from heqis.features.windows import Segments
+from heqis.fileio import atomic_write
+from heqis.formats.run import SCALER, RunFolder, write_run_manifest
+from heqis.models import checkpoint
 from heqis.train.data import prepare
 from heqis.train.presets import Preset, get_preset
 from heqis.train.provenance import git_commit, versions
@@ -41,12 +32,11 @@ from heqis.train.trainer import EpochReport, MultiGANTrainer
 METRIC_FIELDS = ("epoch", "phase", "generator", "kind", "train_loss", "train_mse", "train_ce", "adv_loss",
                  "d_loss", "val_loss", "val_mse_scaled", "val_ce", "val_mse", "val_acc", "weights", "event",
                  "improved")
-RUN_KIND = "heqis-run"
 
 
 @dataclass
 class TrainRequest:
-    data_dir: Path = Path("heqis-data")
+    data_dir: Path | None = None        # None: ./heqis-data, or the run's own store with resume
     preset: str = "tiny"
     symbols: list[str] | None = None
     epochs: int | None = None
@@ -88,16 +78,8 @@ def resolve_device(name: str) -> str:
     return name
 
 
-def default_run_dir(preset: str) -> Path:
-    return Path("runs") / f"{datetime.now().strftime('%Y%m%d-%H%M%S')}-{preset}"
-
-
-def _write_json(path: Path, payload: dict[str, Any]) -> None:
-    atomic_write_bytes(path, (json.dumps(payload, indent=2, ensure_ascii=False, default=str) + "\n").encode())
-
-
-def read_run_manifest(run_dir: Path) -> dict[str, Any]:
-    return read_manifest(Path(run_dir) / "manifest.json", RUN_KIND, "not a training run", "run heqis train first")
+def default_run_dir(preset: str, runs_dir: Path = Path("runs")) -> Path:
+    return Path(runs_dir) / f"{datetime.now().strftime('%Y%m%d-%H%M%S')}-{preset}"
 
 
 def _write_metrics(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -108,7 +90,7 @@ def _write_metrics(path: Path, rows: list[dict[str, Any]]) -> None:
     writer.writeheader()
     for row in rows:
         writer.writerow({k: (f"{v:.8g}" if isinstance(v, float) else v) for k, v in row.items()})
-    atomic_write_bytes(path, buf.getvalue().encode())
+    atomic_write(path, buf.getvalue().encode())
 
 
 def _select_symbols(store: DataStore, wanted: list[str] | None) -> list[str]:
@@ -128,13 +110,16 @@ def run_train(req: TrainRequest, on_epoch: Callable[[EpochReport, MultiGANTraine
     t0 = time.monotonic()
     log = log or (lambda line: None)
     on_epoch = on_epoch or (lambda report, trainer: None)
-    store = DataStore(req.data_dir)
-    data_manifest = store.manifest()
     out = Path(req.out) if req.out else default_run_dir(req.preset)
     notes: list[str] = []
+    if req.resume:
+        run = RunFolder.open(out)
+        require_features(run.features, f"the run {out}", hint="start a new run: heqis train --out NEW_DIR")
+        run_manifest = run.manifest
+    store = DataStore(req.data_dir or (run.data_dir if req.resume else Path("heqis-data")))
+    data_manifest = store.require_current()
 
     if req.resume:
-        run_manifest = read_run_manifest(out)
         if run_manifest["data"]["content_hash"] != data_manifest["content_hash"]:
             raise HeqisError(f"{out}: the data store changed since this run started "
                              f"({run_manifest['data']['content_hash'][:12]} → {data_manifest['content_hash'][:12]})",
@@ -159,17 +144,18 @@ def run_train(req: TrainRequest, on_epoch: Callable[[EpochReport, MultiGANTraine
     data = prepare(bars, store.sessions(), preset.window, preset.flat_band, preset.max_train_windows, seed,
                    segments=segments)
     out.mkdir(parents=True, exist_ok=True)
-    data.scaler.save(out / "scaler_params.json")
+    data.scaler.save(out / SCALER)
     trainer = MultiGANTrainer(preset, data, device=device, seed=seed, encoder_log=log)
     baselines = trainer.baselines()
 
     manifest: dict[str, Any] = {
-        "kind": RUN_KIND, "version": 1, "status": "running",
+        "status": "running",
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "preset": preset.to_dict(), "seed": seed, "device": device,
         "data": {"dir": str(store.root), "source": data_manifest.get("source"),
                  "synthetic": data_manifest.get("synthetic"), "content_hash": data_manifest["content_hash"]},
-        "symbols": data.symbols, "window": preset.window, "features": list(MODEL_INPUTS),
+        "symbols": data.symbols, "window": preset.window, "features": feature_fingerprint(),
+        "inputs": list(MODEL_INPUTS),
         "flat_band": preset.flat_band, "segments": data.segments.to_dict(),
         "samples": {"train": data.n_train_total, "train_used": len(data.train), "val": len(data.val)},
         "baselines": baselines, "versions": versions(), "git_commit": git_commit(),
@@ -194,7 +180,7 @@ def run_train(req: TrainRequest, on_epoch: Callable[[EpochReport, MultiGANTraine
     def save_state(status: str) -> None:
         checkpoint.save(last_path, {"trainer": trainer.state_dict(), "history": history})
         _write_metrics(out / "metrics.csv", history)
-        _write_json(out / "manifest.json", _summarise(manifest, trainer, status, time.monotonic() - t0))
+        write_run_manifest(out, _summarise(manifest, trainer, status, time.monotonic() - t0))
 
     status = "running"
     try:
@@ -216,10 +202,10 @@ def run_train(req: TrainRequest, on_epoch: Callable[[EpochReport, MultiGANTraine
                 break
         status = "early_stopped" if stopped_early else "complete"
     except KeyboardInterrupt:
-        _write_json(out / "manifest.json", _summarise(manifest, trainer, "interrupted", time.monotonic() - t0))
+        write_run_manifest(out, _summarise(manifest, trainer, "interrupted", time.monotonic() - t0))
         raise
     final = _summarise(manifest, trainer, status, time.monotonic() - t0)
-    _write_json(out / "manifest.json", final)
+    write_run_manifest(out, final)
     return TrainResult(
         run_dir=str(out), status=status, preset=preset.name, device=device, epochs_run=trainer.epoch,
         best_generator=final["best_generator"], generators=final["generators"], baselines=baselines,
@@ -243,6 +229,7 @@ def _summarise(manifest: dict[str, Any], trainer: MultiGANTrainer, status: str, 
             "kind": trainer.preset.generators[gid]["kind"],
             "params": sum(p.numel() for p in g.parameters() if p.requires_grad),
             "checkpoint": f"checkpoints/{gid}.pt" if gid in trainer.best_states else None,
+            "window": trainer.data.window, "scaler": SCALER,
             "best_epoch": trainer.best_epoch[gid],
             "best_val_loss": trainer.best[gid] if trainer.best[gid] != float("inf") else None,
             "val_mse": best.get("val_mse"), "val_acc": best.get("val_acc"),   # at the best epoch
@@ -254,30 +241,3 @@ def _summarise(manifest: dict[str, Any], trainer: MultiGANTrainer, status: str, 
             "epochs_run": trainer.epoch, "generators": gens, "best_generator": ranked[0] if ranked else None,
             "weights": trainer.weights.tolist(), "events": trainer.events,
             "seconds": round(seconds + manifest.get("seconds_before", 0.0), 2)}
-
-
-# ---------------------------------------------------------------------------------------------
-# reading a run back (backtest, export, console)
-# ---------------------------------------------------------------------------------------------
-def load_generator(run_dir: Path, gid: str) -> Generator:
-    """The best checkpoint of generator ``gid`` of a run, as an eval-mode module on the CPU."""
-    return load_generator_file(Path(run_dir) / "checkpoints" / f"{gid}.pt")
-
-
-def load_generator_file(path: Path) -> Generator:
-    """A generator from its checkpoint file (spec + state dict), strictly."""
-    payload = checkpoint.load(path)
-    try:
-        spec, n_f, window = payload["spec"], int(payload["n_features"]), int(payload["window"])
-        encoders = None
-        if spec["kind"] == "latent":
-            encoders = build_encoders(n_f, window, payload["cae"], payload["t3vae"])
-        model = build_generator(spec["kind"], n_f, window, spec, encoders)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise HeqisError(f"{path}: checkpoint metadata is incomplete ({exc})") from None
-    checkpoint.load_into(model, payload["state_dict"], path)
-    return model.eval()
-
-
-def load_scaler(run_dir: Path) -> Scaler:
-    return Scaler.load(Path(run_dir) / "scaler_params.json")

@@ -3,21 +3,21 @@
 Optuna does the searching (TPE sampler, median pruner on the per-epoch validation loss); this
 module only maps a trial onto a preset and reports back. The study lives in an RDB storage —
 SQLite in the run directory by default; give every worker the same PostgreSQL URL to search from
-several machines at once (DESIGN.md §16).
+several machines at once (docs/architecture.md, "Scaling out").
 """
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from heqis.data.store import DataStore
 from heqis.errors import HeqisError
-from heqis.fileio import atomic_write_bytes
+from heqis.fileio import write_json
 from heqis.train.data import TrainingData, prepare
 from heqis.train.presets import Preset, get_preset
 from heqis.train.run import TrainRequest, _select_symbols, resolve_device
@@ -74,8 +74,8 @@ def run_search(req: TrainRequest, n_trials: int, storage: str | None,
     storage = storage or f"sqlite:///{(out / 'optuna.db').resolve()}"
     base = get_preset(req.preset, epochs=req.epochs)
     device = resolve_device(req.device)
-    store = DataStore(req.data_dir)
-    content_hash = store.manifest()["content_hash"]
+    store = DataStore(req.data_dir or Path("heqis-data"))
+    content_hash = store.require_current()["content_hash"]
     symbols = _select_symbols(store, req.symbols)
     bars = {s: store.read_bars(s) for s in symbols}
     sessions = store.sessions()
@@ -121,5 +121,5 @@ def run_search(req: TrainRequest, n_trials: int, storage: str | None,
                "data_hash": content_hash, "space": {k: list(v) for k, v in SPACE.items()},
                "trials_table": [{"number": t.number, "state": t.state.name, "value": t.value, "params": t.params}
                                 for t in study.trials]}
-    atomic_write_bytes(record, (json.dumps(payload, indent=2) + "\n").encode())
+    write_json(record, payload)
     return result

@@ -1,4 +1,7 @@
-"""TensorRT engines for the Jetson brain (TensorRT 10, as JetPack 6 ships it).
+"""TensorRT engines for the Jetson brain (TensorRT 10, as JetPack 6 ships it): build, calibrate, name.
+
+The TensorRT backend (``tensorrt_backend``) runs what this module builds; ``heqis convert --to
+tensorrt`` (heqis.export.tensorrt_convert) drives it.
 
 An engine is tied to the GPU and the TensorRT version that built it, so it is built on the device
 that runs it (``heqis convert --to tensorrt`` on the Jetson, or through ``heqis up``) and cached
@@ -16,6 +19,7 @@ import shlex
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -86,8 +90,6 @@ def build_engine(onnx: Path, engine: Path, precision: str, profile: Profile,
     """Build a serialized engine with the TensorRT 10 Python API."""
     import tensorrt as trt
 
-    from heqis.backends.tensorrt_backend import make_calibrator
-
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
     network = builder.create_network(0)  # TensorRT 10: explicit batch is the only mode
@@ -115,3 +117,44 @@ def build_engine(onnx: Path, engine: Path, precision: str, profile: Profile,
         raise HeqisError(f"{onnx}: TensorRT failed to build an engine (see the log above)")
     engine.write_bytes(bytes(serialized))
     return engine
+
+
+def cuda_check(result: Any) -> Any:  # pragma: no cover - needs cuda-python
+    err, *rest = result if isinstance(result, tuple) else (result,)
+    if int(err) != 0:
+        raise HeqisError(f"CUDA call failed: {err}")
+    return rest[0] if len(rest) == 1 else rest
+
+
+def make_calibrator(calibration: np.ndarray, batch: int, cache: Path) -> Any:  # pragma: no cover - needs TRT
+    """An IInt8EntropyCalibrator2 over the shipped calibration windows."""
+    import tensorrt as trt
+    from cuda.bindings import runtime as cudart
+
+    batches = list(calibration_batches(calibration, batch))
+
+    class EntropyCalibrator(trt.IInt8EntropyCalibrator2):
+        def __init__(self) -> None:
+            super().__init__()
+            self.index = 0
+            self.device = cuda_check(cudart.cudaMalloc(batches[0].nbytes))
+
+        def get_batch_size(self) -> int:
+            return batch
+
+        def get_batch(self, names: list[str]) -> list[int] | None:
+            if self.index >= len(batches):
+                return None
+            host = batches[self.index]
+            cuda_check(cudart.cudaMemcpy(self.device, host.ctypes.data, host.nbytes,
+                                     cudart.cudaMemcpyKind.cudaMemcpyHostToDevice))
+            self.index += 1
+            return [int(self.device)]
+
+        def read_calibration_cache(self) -> bytes | None:
+            return cache.read_bytes() if cache.exists() else None
+
+        def write_calibration_cache(self, data: bytes) -> None:
+            cache.write_bytes(bytes(data))
+
+    return EntropyCalibrator()

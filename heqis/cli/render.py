@@ -168,8 +168,9 @@ def render_bench(console: Console, result: dict) -> None:
 
 
 def render_status(console: Console, doc: dict) -> None:
-    """The fleet: one row per process."""
-    grid = table(console, f"HEQIS fleet · {doc['fleet']}")
+    """The fleet: one row per process; then why a silent brain is silent."""
+    where = f" · {doc['dir']}" if doc.get("dir") else ""
+    grid = table(console, f"HEQIS fleet · {doc['fleet']}{where}")
     for col, just in (("node", "left"), ("role", "left"), ("pid", "right"), ("alive", "left"), ("hb age", "right"),
                       ("sent", "right"), ("answered", "right"), ("signals", "right"), ("restarts", "right")):
         grid.add_column(col, justify=just, no_wrap=True)  # type: ignore[arg-type]
@@ -181,6 +182,25 @@ def render_status(console: Console, doc: dict) -> None:
                      str(c.get("answered", c.get("stored", "—"))), str(c.get("signals", "—")),
                      str(c.get("restarts", "—")))
     console.print(grid)
+    for n in doc["nodes"]:
+        if n.get("silent"):
+            console.print(f"[bold yellow]{n['name']} is silent[/]: {n['silent']}", soft_wrap=True)
+
+
+def fleet_line(t: dict) -> str:
+    """One line of live counters from a gateway telemetry snapshot (the demo prints one per second)."""
+    gw = t["nodes"][0]["counters"]
+    lat = t["latency"]
+    line = (f"signals {gw.get('signals', 0):>5} · queue {t['queue_depth']:>3} · in flight {gw.get('in_flight', 0):>2}"
+            f" · drops {t['drops']} · p50 {lat['p50_us'] or 0:>5.0f} µs · p99 {lat['p99_us'] or 0:>5.0f} µs · "
+            f"{lat['throughput_per_s']:>5.1f}/s")
+    source = t.get("source") or {}
+    if source.get("done") and source.get("last_bar_time"):
+        from datetime import datetime, timezone
+
+        day = datetime.fromtimestamp(source["last_bar_time"] / 1e9, tz=timezone.utc).date()
+        line += f" · replay finished at {day}"
+    return line
 
 
 def render_runtime_bench(console: Console, r: dict) -> None:

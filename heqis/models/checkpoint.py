@@ -1,4 +1,4 @@
-"""Checkpoints: plain state dicts, loaded with ``weights_only=True`` and strict key checks.
+"""Checkpoints (torch): plain state dicts, loaded with ``weights_only=True`` and strict key checks.
 
 ``weights_only`` refuses arbitrary pickled objects (a checkpoint is data, not code), and a file
 that is truncated, from another model shape or not a checkpoint at all becomes one clear
@@ -7,9 +7,6 @@ HeqisError naming the file — never a half-loaded model.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -17,22 +14,14 @@ import torch
 from torch import nn
 
 from heqis.errors import HeqisError
+from heqis.fileio import atomic_write
 
 FORMAT = "heqis-checkpoint-1"
 
 
 def save(path: Path, payload: dict[str, Any]) -> None:
     """Atomically write ``payload`` (tensors, dicts, lists, numbers, strings) to ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save({"format": FORMAT, **payload}, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    atomic_write(Path(path), lambda fh: torch.save({"format": FORMAT, **payload}, fh))
 
 
 def load(path: Path) -> dict[str, Any]:
@@ -58,3 +47,21 @@ def load_into(module: nn.Module, state: dict[str, torch.Tensor], origin: Path | 
         detail = str(exc).replace("\n", " ").replace("\t", "")
         raise HeqisError(f"{origin}: checkpoint does not fit the model ({detail[:200]})",
                          hint="it comes from another preset or heqis version; train again") from None
+
+
+def load_generator_file(path: Path) -> Any:
+    """A generator from its checkpoint file (spec + state dict), strictly, as an eval-mode CPU module."""
+    from heqis.models.encoders import build_encoders
+    from heqis.models.generators import build_generator
+
+    payload = load(path)
+    try:
+        spec, n_f, window = payload["spec"], int(payload["n_features"]), int(payload["window"])
+        encoders = None
+        if spec["kind"] == "latent":
+            encoders = build_encoders(n_f, window, payload["cae"], payload["t3vae"])
+        model = build_generator(spec["kind"], n_f, window, spec, encoders)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise HeqisError(f"{path}: checkpoint metadata is incomplete ({exc})") from None
+    load_into(model, payload["state_dict"], path)
+    return model.eval()

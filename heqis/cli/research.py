@@ -1,0 +1,279 @@
+"""The "Research" panel: ``heqis data``, ``train``, ``backtest``, ``check lookahead`` — thin shells over the core."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import typer
+from rich.markup import escape
+
+from heqis.cli.common import (
+    DataDirOpt,
+    JsonOpt,
+    SymbolsOpt,
+    date_option,
+    day,
+    dim_line,
+    err,
+    interactive,
+    parse_symbols,
+    progress,
+    settings,
+    show,
+    stdout,
+    usage_error,
+    user_errors,
+)
+
+PANEL = "Research"
+Preset = Literal["tiny", "default", "paper"]
+Device = Literal["auto", "cpu", "cuda"]
+Score = Literal["sharpe", "total_return", "calmar", "excess_return"]
+
+
+def data(
+    ctx: typer.Context,
+    source: Annotated[Literal["sample", "tushare", "csv"], typer.Option(
+        "--source", "-s", help="sample (bundled synthetic data, offline) | tushare | csv.")] = "sample",
+    data_dir: DataDirOpt = None,
+    watchlist: Annotated[Path | None, typer.Option(
+        "--watchlist", "-w", metavar="FILE", help="Watchlist (default ./标的参考.txt, else the bundled one; "
+        "\\[data] watchlist).")] = None,
+    start: Annotated[datetime | None, date_option("First trade date to fetch (sample: from 2018-01-02; tushare: "
+                                      "2018-01-01)")] = None,
+    end: Annotated[datetime | None, date_option("Last trade date to fetch (sample: up to 2024-12-31; tushare: "
+                                                "today)")] = None,
+    path: Annotated[Path | None, typer.Option(
+        "--path", metavar="PATH", help="--source csv: a CSV file or a folder of them (date, open, high, low, "
+        "close, volume[, amount]).")] = None,
+    symbol: Annotated[str | None, typer.Option(metavar="CODE", help="--source csv: the symbol of a single file "
+                                               "(default: the file name).")] = None,
+    volume_unit: Annotated[Literal["shares", "lots"], typer.Option(help="--source csv: the volume column's "
+                                                                   "unit.")] = "shares",
+    amount_unit: Annotated[Literal["yuan", "thousand"], typer.Option(help="--source csv: the amount column's "
+                                                                     "unit.")] = "yuan",
+    features: Annotated[bool, typer.Option(help="Keep the feature cache (features/*.parquet) current; "
+                                           "--no-features drops it (research computes inputs from bars "
+                                           "either way).")] = True,
+    replace: Annotated[bool, typer.Option("--replace", help="Start the store over (needed to switch "
+                                          "sources).")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Fetch, clean, adjust and store daily bars, and keep the feature cache current.
+
+    [bold]Examples[/]
+
+      heqis data                                   # bundled synthetic sample set, offline
+      HEQIS_TUSHARE_TOKEN=… heqis data -s tushare --start 2019-01-01
+      heqis data -s csv --path prices.csv --symbol 600519.SH
+
+    Re-running fetches only the dates the store lacks; an interrupted download resumes. A store
+    written by an older heqis is upgraded in place. The Tushare token comes from
+    HEQIS_TUSHARE_TOKEN or a 0600 token file, never from a flag.
+    """
+    from heqis.data.pipeline import DataRequest, run_data
+
+    if source == "csv" and path is None:
+        raise usage_error("--path", "--source csv needs --path FILE (or a folder of CSV files)")
+    with user_errors(ctx):
+        s = settings(data_dir=data_dir, data_watchlist=watchlist, data_start=day(start), data_end=day(end))
+        req = DataRequest(source=source, data_dir=s.data_dir, watchlist=s.data_watchlist, start=s.data_start,
+                          end=s.data_end, features=features, replace=replace, csv_path=path, csv_symbol=symbol,
+                          volume_unit=volume_unit, amount_unit=amount_unit)
+        with progress(json_out, f"data ({source})") as update:
+            result = run_data(req, s, progress=update)
+    show(result, json_out, "render_data_result")
+
+
+def epoch_line(report: Any, total: int) -> str:
+    """One plain line per epoch: validation MSE and direction accuracy per generator, and events."""
+    parts = [f"{r['generator']} mse {r['val_mse']:.3e} acc {r['val_acc']:.3f}{'*' if r['improved'] else ''}"
+             for r in report.rows]
+    events = f"  [{'; '.join(report.events)}]" if report.events else ""
+    return f"epoch {report.epoch}/{total} {report.phase:<11} " + " | ".join(parts) + events
+
+
+def train(
+    ctx: typer.Context,
+    preset: Annotated[Preset, typer.Option("--preset", "-p", help="tiny (seconds on a laptop) | default | "
+                                           "paper (the prototype's sizes).")] = "tiny",
+    data_dir: Annotated[Path | None, typer.Option(
+        "--data-dir", "-d", metavar="DIR", help="Data store (default ./heqis-data, or with --resume the run's "
+        "own; \\[data] dir, HEQIS_DATA_DIR).")] = None,
+    symbols: SymbolsOpt = None,
+    epochs: Annotated[int | None, typer.Option(min=1, help="Override the preset's epochs (with --resume: "
+                                               "extend the run).")] = None,
+    device: Annotated[Device, typer.Option(help="auto (CUDA when present) | cpu | cuda.")] = "auto",
+    seed: Annotated[int, typer.Option(help="Seed of every random number generator.")] = 3407,
+    out: Annotated[Path | None, typer.Option("--out", "-o", metavar="RUN_DIR", help="Run directory (default "
+                                             "runs/<time>-<preset>; \\[train] runs_dir).")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its last completed "
+                                         "epoch.")] = False,
+    search: Annotated[int | None, typer.Option(min=1, metavar="N", help="Run an Optuna study of N trials (lr, "
+                                               "hidden size, window) instead of one run.")] = None,
+    storage: Annotated[str | None, typer.Option(metavar="URL", help="Optuna storage for --search (default: "
+                                                "sqlite in --out); share it to search from several "
+                                                "machines.")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Train the multi-GAN generators (G1 GRU, G2 BiLSTM, G3 Transformer+RoPE, G4 on CAE/t3-VAE latents).
+
+    [bold]Examples[/]
+
+      heqis train                                  # tiny preset on ./heqis-data, seconds
+      heqis train -p default --epochs 60 -o runs/exp1
+      heqis train --resume -o runs/exp1            # after Ctrl-C, or to extend with --epochs
+      heqis train --search 20 -o runs/search       # Optuna study
+
+    Each run directory holds checkpoints, the train-only scaler, manifest.json and metrics.csv.
+    \\[features] window and flat_band in heqis.toml (or HEQIS_FEATURES_*) override the preset's.
+    """
+    from heqis.train.run import TrainRequest, default_run_dir
+
+    if resume and out is None:
+        raise usage_error("--resume", "--resume needs --out RUN_DIR")
+    with user_errors(ctx):
+        s = settings(data_dir=data_dir)
+        overrides = {k: v for k, v in (("window", s.features_window), ("flat_band", s.features_flat_band))
+                     if v is not None and not resume}
+        req = TrainRequest(data_dir=data_dir or (None if resume else s.data_dir), preset=preset,
+                           symbols=parse_symbols(symbols), epochs=epochs, device=device, seed=seed,
+                           out=out or default_run_dir(preset, s.train_runs_dir), resume=resume, overrides=overrides)
+        try:
+            if search:
+                from heqis.train.search import run_search
+
+                result_dict = run_search(req, search, storage, log=lambda line: err.print(escape(line))).to_dict()
+            else:
+                result_dict = _train_with_progress(req, json_out).to_dict()
+        except KeyboardInterrupt:
+            err.print(f"[yellow]interrupted[/]: the last completed epoch is saved; resume with "
+                      f"[bold]heqis train --resume --out {escape(str(req.out))}[/]", soft_wrap=True)
+            raise typer.Exit(130) from None
+    show(result_dict, json_out, "render_search_result" if search else "render_train_result")
+
+
+def _train_with_progress(req: Any, json_out: bool) -> Any:
+    from heqis.train.run import run_train
+
+    def log(line: str) -> None:
+        if not json_out:
+            dim_line(line)
+
+    if not interactive(json_out):
+        def plain(report: Any, trainer: Any) -> None:
+            if not json_out:
+                err.print(escape(epoch_line(report, trainer.preset.epochs)), soft_wrap=True, highlight=False)
+
+        return run_train(req, on_epoch=plain, log=log)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("[bold]train[/]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TextColumn("{task.fields[status]}"), console=stdout, transient=False) as bar:
+        task = bar.add_task("train", total=None, status="encoders…")
+
+        def tty(report: Any, trainer: Any) -> None:
+            bar.update(task, completed=report.epoch, total=trainer.preset.epochs, status=report.phase)
+            bar.console.print(escape(epoch_line(report, trainer.preset.epochs)), soft_wrap=True, highlight=False)
+
+        return run_train(req, on_epoch=tty, log=lambda line: bar.console.print(f"[dim]{escape(line)}[/]"))
+
+
+def backtest(
+    ctx: typer.Context,
+    run_dir: Annotated[Path | None, typer.Argument(metavar="[RUN_DIR]", help="Training run to backtest (every "
+                                                   "generator × mode).")] = None,
+    signals: Annotated[Path | None, typer.Option("--signals", metavar="FILE", help="Backtest your own signals "
+                                                 "instead: CSV or parquet with symbol, trade_date, signal "
+                                                 "(-1/0/1).")] = None,
+    data_dir: Annotated[Path | None, typer.Option("--data-dir", "-d", metavar="DIR", help="Data store (default: "
+                                                  "the run's; with --signals ./heqis-data or \\[data] dir).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", metavar="DIR", help="Output folder (default "
+                                             "RUN_DIR/backtest, or ./backtest with --signals).")] = None,
+    rules: Annotated[list[str] | None, typer.Option("--rules", metavar="KEY=VALUE", help="Override market rules, "
+                                                    "KEY=VALUE[,...], e.g. slippage_bps=0,position_fraction=0.5.")]
+        = None,
+    score: Annotated[Score, typer.Option(help="What the select segment is ranked by.")] = "sharpe",
+    start: Annotated[datetime | None, date_option("--signals: first day to simulate")] = None,
+    end: Annotated[datetime | None, date_option("--signals: last day to simulate")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Backtest under A-share rules (T+1, limits, suspensions, lots, fees, stamp duty, slippage).
+
+    With a RUN_DIR every generator × mode (cls: argmax class; reg: predicted return vs a threshold) is
+    scored on the run's select segment; the chosen one per symbol is reported on the later test segment,
+    so the reported numbers are not the ones the choice was tuned on. Writes best_metrics.csv,
+    candidates.csv, trades.parquet, equity.parquet, portfolio.parquet and summary.json.
+
+    [bold]Examples[/]
+
+      heqis backtest runs/exp1
+      heqis backtest runs/exp1 --rules slippage_bps=0 --score total_return
+      heqis backtest --signals my_signals.csv -d heqis-data
+    """
+    from heqis.backtest.rules import MarketRules
+
+    if (run_dir is None) == (signals is None):
+        raise usage_error("RUN_DIR", "give a RUN_DIR or --signals FILE (one of them)")
+    with user_errors(ctx):
+        market = MarketRules().with_overrides(rules)
+        if signals is not None:
+            import pandas as pd
+
+            from heqis.backtest.run import backtest_signals
+
+            s = settings(data_dir=data_dir)
+            result = backtest_signals(signals, s.data_dir, market, out,
+                                      start=pd.Timestamp(start.date()) if start else None,
+                                      end=pd.Timestamp(end.date()) if end else None)
+        else:
+            from heqis.backtest.run import backtest_run
+
+            with progress(json_out, "backtest") as update:
+                result = backtest_run(run_dir, data_dir, market, score, out, progress=update)  # type: ignore[arg-type]
+    show(result.to_dict(), json_out, "render_backtest_result")
+
+
+def check_lookahead(
+    ctx: typer.Context,
+    run_dir: Annotated[Path, typer.Argument(metavar="RUN_DIR", help="Training run whose features and generators "
+                                            "are checked.")],
+    points: Annotated[int, typer.Option(min=1, help="How many cut days T to test per symbol.")] = 8,
+    symbols: Annotated[str | None, typer.Option(metavar="A,B", help="Comma-separated ts_codes (default: up to 3 "
+                                                "of the run).")] = None,
+    features: Annotated[str | None, typer.Option(metavar="MODULE:FUNCTION", help="Check your own feature "
+                                                 "function instead (bars DataFrame in, bars with features "
+                                                 "out).")] = None,
+    data_dir: Annotated[Path | None, typer.Option("--data-dir", "-d", metavar="DIR", help="Data store (default: "
+                                                  "the run's).")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Perturb every bar after day T and report any feature or signal at or before T that changed.
+
+    After freqtrade's lookahead-analysis: a feature that peeks at the future changes its past values when
+    the future changes. Exit code 1 when something leaks.
+    """
+    from heqis.backtest.lookahead import check_lookahead as run_check
+    from heqis.backtest.lookahead import load_feature_function
+
+    with user_errors(ctx):
+        fn = load_feature_function(features) if features else None
+        with progress(json_out, "check lookahead") as update:
+            update("", 0, 0)
+            report = run_check(run_dir, data_dir=data_dir, points=points, symbols=parse_symbols(symbols),
+                               feature_fn=fn)
+    show(report, json_out, "render_lookahead")
+    if report.leaks:
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command(rich_help_panel=PANEL)(data)
+    app.command(rich_help_panel=PANEL)(train)
+    app.command(rich_help_panel=PANEL)(backtest)
+    check = typer.Typer(help="Guards for research code: look-ahead in features and signals.", no_args_is_help=True)
+    check.command("lookahead")(check_lookahead)
+    app.add_typer(check, name="check", rich_help_panel=PANEL)
+

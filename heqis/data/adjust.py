@@ -1,0 +1,33 @@
+"""Forward adjustment on numpy arrays: shared by the store and the gateway's live sources.
+
+Adjusted price = raw price × adj_factor / the *latest* adj_factor, exactly like Tushare's qfq: a
+new factor (a dividend, a bonus issue) re-bases the whole history. Unknown factors are carried
+forward (then backward); a history with none at all counts as unadjusted (factor 1).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def filled_factors(factor: np.ndarray) -> np.ndarray:
+    """``factor`` with NaN carried forward, then backward; all-NaN becomes 1."""
+    f = np.asarray(factor, dtype=np.float64).copy()
+    if not len(f):
+        return f
+    ok = np.isfinite(f) & (f > 0)
+    if not ok.any():
+        return np.ones_like(f)
+    idx = np.where(ok, np.arange(len(f)), 0)
+    np.maximum.accumulate(idx, out=idx)
+    f = f[idx]
+    first = int(np.argmax(ok))
+    f[:first] = f[first]
+    return f
+
+
+def forward_adjust_prices(raw: np.ndarray, factor: np.ndarray) -> np.ndarray:
+    """[n, k] raw prices × factor / latest factor (factors filled first)."""
+    f = filled_factors(factor)
+    scale = f / f[-1] if len(f) else f
+    return np.asarray(raw, dtype=np.float64) * scale.reshape(-1, *([1] * (np.ndim(raw) - 1)))
