@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from heqis.errors import HeqisError
-from heqis.formats.artifacts import ArtifactSet
 from heqis.fileio import sha256_file
+from heqis.formats.artifacts import ArtifactSet
 from heqis_remote.executor import SSHExecutor, StepFailed
 from heqis_remote.fleet import FleetConfig, HostSpec
 from heqis_remote.wheelhouse import build_wheel, wheelhouse

@@ -6,12 +6,11 @@ import numpy as np
 import pandas as pd
 
 from heqis.data.assemble import forward_adjust
-from heqis.data.schema import RAW_COLUMNS, conform_bars
-from heqis.features.frames import add_features
+from heqis.data.schema import RAW_COLUMNS
 
 
 def bars_from_closes(close: np.ndarray, start: str = "2015-01-05", seed: int = 0) -> pd.DataFrame:
-    """Stored bars (with features) around a close path: small wicks, positive volume, no limits."""
+    """Stored bars around a close path: small wicks, positive volume, no limits."""
     rng = np.random.default_rng(seed)
     n = len(close)
     dates = pd.bdate_range(start, periods=n)
@@ -25,7 +24,7 @@ def bars_from_closes(close: np.ndarray, start: str = "2015-01-05", seed: int = 0
         "pct_chg": (close / prev - 1) * 100, "adj_factor": 1.0, "up_limit": np.nan, "down_limit": np.nan,
         "turnover": rng.uniform(0.5, 1.5, n), "is_st": False,
     }).loc[:, list(RAW_COLUMNS)]
-    return conform_bars(add_features(forward_adjust(raw)), with_features=True)
+    return forward_adjust(raw)
 
 
 def regime_sine(n: int, phase: float, seed: int, noise: float = 0.002) -> np.ndarray:

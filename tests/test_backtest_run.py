@@ -35,11 +35,11 @@ def test_a_generator_best_only_on_test_is_not_chosen(tiny_run, sample_store, mon
     fakes = {"G1": seg["select"], "G2": seg["test"]}   # G1 shines on select, G2 only on test
     loaded = {}
 
-    def fake_load(run_dir, gid):
-        loaded[gid] = True
-        return gid
+    def fake_load(path):
+        loaded[path.stem] = True
+        return path.stem          # the "model" is its generator id; predict below maps it to an oracle
 
-    monkeypatch.setattr("heqis.train.run.load_generator", fake_load)
+    monkeypatch.setattr("heqis.models.checkpoint.load_generator_file", fake_load)
     monkeypatch.setattr(bt_run, "predict", lambda model, scaler, bars: oracle(
         bars, fakes.get(model, (pd.Timestamp(0), pd.Timestamp(0)))))
     result = backtest_run(tiny_run, sample_store.root, MarketRules(slippage_bps=0), out=tmp_path / "bt")
@@ -129,9 +129,27 @@ def test_lookahead_check_flags_a_feature_that_peeks_one_day_ahead(tiny_run, samp
     report = check_lookahead(tiny_run, sample_store.root, points=3, symbols=["600519.SH"], feature_fn=peeking)
     kinds = {(leak.kind, leak.what) for leak in report.leaks}
     assert ("feature", "ret1") in kinds
-    assert any(kind == "signal" for kind, _ in kinds)
     for leak in report.leaks:
         assert leak.first_date <= leak.cut
+    # the generators' inputs come from model_inputs over the bars, never from a feature function's
+    # columns: the shipped signal path stays clean even next to a leaky user function
+    assert not any(kind == "signal" for kind, _ in kinds)
+
+
+def test_lookahead_check_flags_signals_that_peek(tiny_run, sample_store, monkeypatch):
+    import heqis.backtest.lookahead as la
+
+    honest = la.predict
+
+    def peeking_predict(model, scaler, bars):
+        shifted = bars.copy()
+        for col in ("open", "high", "low", "close"):
+            shifted[col] = bars[col].shift(-1).fillna(bars[col])    # the model sees tomorrow's prices
+        return honest(model, scaler, shifted)
+
+    monkeypatch.setattr(la, "predict", peeking_predict)
+    report = check_lookahead(tiny_run, sample_store.root, points=3, symbols=["600519.SH"])
+    assert any(leak.kind == "signal" for leak in report.leaks)
 
 
 def test_backtest_cli(tiny_run, sample_store, isolated, tmp_path):
@@ -143,7 +161,7 @@ def test_backtest_cli(tiny_run, sample_store, isolated, tmp_path):
     table = run("backtest", str(tiny_run), "--out", str(tmp_path / "bt2"), cwd=isolated)
     assert table.returncode == 0 and "chosen on select" in table.stdout
     assert run("backtest", cwd=isolated).returncode == 2
-    assert_one_line_error(run("backtest", str(tiny_run), "--rules", "nope=1", cwd=isolated), 1, "unknown rule")
+    assert_one_line_error(run("backtest", str(tiny_run), "--rules", "nope=1", cwd=isolated), 2, "unknown rule")
     bad = write_signals(tmp_path / "bad.csv", [("600519.SH", "2024-01-02", 5)])
     assert_one_line_error(run("backtest", "--signals", str(bad), "-d", str(sample_store.root), cwd=isolated), 1,
                           "bad.csv: row 2")

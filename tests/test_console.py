@@ -211,7 +211,7 @@ def research_run(sample_store, tmp_path_factory) -> Path:
     run = tmp_path_factory.mktemp("research") / "run-demo"
     (run / "backtest").mkdir(parents=True)
     (run / "manifest.json").write_text(json.dumps({
-        "kind": "heqis-run", "status": "complete", "data": {"dir": str(sample_store.root)},
+        "kind": "heqis-run", "version": 2, "status": "complete", "data": {"dir": str(sample_store.root)},
         "symbols": ["600519.SH", "000001.SZ"],
         "segments": {"train": ["2018-01-02", "2022-03-15"], "val": ["2022-03-16", "2023-03-31"],
                      "select": ["2023-04-03", "2023-12-12"], "test": ["2023-12-13", "2024-12-31"]}}))

@@ -12,10 +12,14 @@ import pytest
 from heqis.backends import get_predictor
 from heqis.errors import HeqisError
 from heqis.export import onnx_export
-from heqis.export.artifacts import verify
 from heqis.features.columns import MODEL_INPUTS
+from heqis.features.fingerprint import feature_fingerprint
 from heqis.features.windows import Scaler
-from heqis.train.run import load_scaler, read_run_manifest
+from heqis.formats import ArtifactSet, RunFolder
+
+
+def verify(folder):
+    return ArtifactSet.open(folder).manifest
 
 KINDS = {"G1": "gru", "G2": "bilstm", "G3": "transformer", "G4": "latent"}
 
@@ -48,17 +52,20 @@ def test_onnx_graph_has_the_documented_interface(artifacts):
 
 def test_scaler_and_routing_travel_with_the_models(artifacts, tiny_run):
     shipped = Scaler.load(artifacts / "scaler_params.json")
-    trained = load_scaler(tiny_run)
+    trained = Scaler.load(RunFolder.open(tiny_run).scaler_path("G1"))
     assert shipped.inputs == trained.inputs == MODEL_INPUTS
     np.testing.assert_array_equal(shipped.x_scale, trained.x_scale)
     routing = json.loads((artifacts / "routing.json").read_text())
-    run_manifest = read_run_manifest(tiny_run)
+    run_manifest = RunFolder.open(tiny_run).manifest
     assert routing["source"] == "validation"
     assert routing["default"]["generator"] == run_manifest["best_generator"]
     assert set(routing["symbols"]) == set(run_manifest["symbols"])
     manifest = verify(artifacts)
     assert manifest["opset"] == 17 and manifest["data_hash"] == run_manifest["data"]["content_hash"]
     assert set(manifest["files"]) >= {"model_G1.onnx", "routing.json", "scaler_params.json", "calibration.npy"}
+    assert manifest["features"] == run_manifest["features"] == feature_fingerprint()
+    assert len(manifest["set_id"]) == 16 and manifest["version"] == 2
+    assert all(g["window"] == 60 and g["scaler"] == "scaler_params.json" for g in manifest["generators"].values())
 
 
 def test_routing_follows_the_backtest_when_there_is_one(tiny_run, sample_store, tmp_path):
@@ -86,7 +93,7 @@ def test_tampered_or_missing_artifacts_are_refused(artifacts, tmp_path):
     (copy / "scaler_params.json").unlink()
     with pytest.raises(HeqisError, match="artifact missing"):
         get_predictor("onnxruntime", copy, "G2")
-    with pytest.raises(HeqisError, match="G9 is not in this artifact set"):
+    with pytest.raises(HeqisError, match="G9 is not in the artifact set"):
         get_predictor("onnxruntime", artifacts, "G9")
 
 

@@ -95,12 +95,18 @@ def test_kdj_flat_range_is_neutral():
     np.testing.assert_allclose(j[8:], 50.0)
 
 
-def test_stored_features_equal_recomputed(sample_store):
-    """The store holds exactly what add_features computes (one code path)."""
+def test_cached_features_equal_the_model_inputs(sample_store):
+    """The store's feature cache holds exactly what model_inputs computes from the bars (one code path)."""
+    from heqis.features.columns import MODEL_INPUTS
+    from heqis.features.windows import research_inputs
+
     bars = sample_store.read_bars("600519.SH")
+    cache = sample_store.read_features("600519.SH")
+    inputs = research_inputs(bars)
     again = add_features(bars)
     for col in ("ma20", "ema60", "macd_hist", "k", "rsi14", "ret1", "log_vol"):
-        np.testing.assert_array_equal(bars[col].to_numpy(), again[col].to_numpy(), err_msg=col)
+        np.testing.assert_array_equal(cache[col].to_numpy(), again[col].to_numpy(), err_msg=col)
+        np.testing.assert_array_equal(cache[col].to_numpy(), inputs[:, MODEL_INPUTS.index(col)], err_msg=col)
 
 
 def test_feature_arrays_use_adjusted_close_returns():

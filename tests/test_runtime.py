@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from heqis.features.windows import Scaler, inference_windows
-from heqis.runtime.bars import WINDOW_COLUMNS, history_length, model_input
+from heqis.runtime.bars import H, brain_input, history_length, request_window
 from heqis.runtime.gateway import BrainTarget
 from heqis.runtime.protocol import Decoder, ProtocolError, decode, encode
 from heqis.runtime.replay_pack import load_pack, store_arrays, write_pack
@@ -80,16 +80,21 @@ def test_decoder_survives_truncation_and_forged_shapes(cut, data):
 
 # -- features: the brain computes what research computes -----------------------------------------
 def test_brain_window_equals_research_features(sample_store, tiny_run):
+    """What a replayed request gives the brain equals the research inputs, on every bar of a symbol with a
+    bonus issue and yearly dividends (the request re-bases its prices on its own latest factor)."""
     scaler = Scaler.load(tiny_run / "scaler_params.json")
     bars = sample_store.read_bars("300750.SZ")
     research_x, dates = inference_windows(bars, scaler.window)
     research = scaler.transform(research_x)
-    values = bars.loc[:, list(WINDOW_COLUMNS)].to_numpy(np.float32)
+    _, rows = store_arrays(sample_store.root, ["300750.SZ"])["300750.SZ"]
     hist = history_length(scaler.window)
-    for i in (hist + 5, len(bars) - 1):
-        live = model_input(values[i + 1 - hist: i + 1], scaler)
+    worst = 0.0
+    for i in range(hist - 1, len(bars)):
+        live = brain_input(request_window(rows[i + 1 - hist: i + 1]), scaler)
         j = int(np.flatnonzero(dates == bars["trade_date"].to_numpy()[i])[0])
-        assert float(np.max(np.abs(live - research[j]))) < 1e-6
+        worst = max(worst, float(np.max(np.abs(live - research[j]))))
+    assert worst < 1e-6
+    assert len(np.unique(rows[:, H["adj_factor"]])) > 4       # the factor really changes inside the span
 
 
 # -- ring buffer ------------------------------------------------------------------------------------
@@ -107,13 +112,12 @@ def test_source_faster_than_brains_drops_are_counted_and_reported(sample_store, 
     gw = GatewayThread(gateway_config(base, [BrainTarget("ghost", "127.0.0.1", base + 2)], tmp_path / "s.db",
                                       ring=16), Aligner([src]))
     try:
-        assert gw.wait(lambda g: g.counters["dropped"] > 100, 10)
-        status = gw.gateway.status()
-        dropped = status["nodes"][0]["counters"]["dropped"]
-        assert dropped == src.emitted - len(gw.gateway.ring)   # every bar is either waiting or counted as dropped
-        assert gw.gateway.snapshot()["drops"] == gw.gateway.ring.dropped
+        assert gw.wait(lambda g: g.counters["dropped"] > 100, 60)
     finally:
-        gw.stop()
+        gw.stop()                     # counted once the loop has stopped: the numbers are one instant's
+    dropped = gw.gateway.status()["nodes"][0]["counters"]["dropped"]
+    assert dropped == src.emitted - len(gw.gateway.ring)   # every bar is either waiting or counted as dropped
+    assert gw.gateway.snapshot()["drops"] == gw.gateway.ring.dropped
 
 
 # -- end to end ---------------------------------------------------------------------------------------
@@ -151,13 +155,12 @@ def test_replay_n_bars_gives_exactly_n_signals_in_order(sample_store, artifacts,
 
 
 def fleet(tmp_path, artifacts, sample_store, rate: float, start: str):
-    from heqis.runtime.local_fleet import LocalFleetRequest, up_local
+    from heqis.runtime.local_fleet import LocalFleetRequest, port_layout, up_local
 
     base = free_ports(8)
     state = tmp_path / ".heqis" / "local-fleet.json"
-    req = LocalFleetRequest(artifacts=artifacts, data_dir=sample_store.root, brains=1, base_port=base + 4,
-                            rate=rate, start=start, symbols=SYMBOLS, telemetry_port=base, control_port=base + 1,
-                            ws_port=base + 2, db=tmp_path / "signals.sqlite", wait_s=60)
+    req = LocalFleetRequest(artifacts=artifacts, data_dir=sample_store.root, brains=1, ports=port_layout(1, base),
+                            rate=rate, start=start, symbols=SYMBOLS, db=tmp_path / "signals.sqlite", wait_s=60)
     return up_local(req, state), state
 
 
@@ -219,7 +222,10 @@ def test_registers_round_trip():
     regs = encode_registers(5, date(2025, 1, 3), 1500.123, 1520.5, 1490.0, 1510.25, 123456)
     seq, t, row = decode_registers(regs)
     assert seq == 5 and t == np.datetime64("2025-01-03", "ns").astype(np.int64)
-    np.testing.assert_allclose(row[:5], [1500.123, 1520.5, 1490.0, 1510.25, 123456], rtol=1e-6)
+    np.testing.assert_allclose(row[:4], [1500.123, 1520.5, 1490.0, 1510.25], rtol=1e-6)
+    assert row[H["vol"]] == 123456 and np.isnan(row[H["turnover"]])       # unknown turnover: estimated later
+    _, _, with_turnover = decode_registers(encode_registers(6, date(2025, 1, 3), 10, 11, 9, 10.5, 500, 1.37))
+    assert with_turnover[H["turnover"]] == pytest.approx(1.37)
 
 
 def test_modbus_registers_arrive_at_the_brain_as_bars(sample_store, artifacts, tmp_path):

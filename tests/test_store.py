@@ -11,17 +11,17 @@ import pytest
 from heqis.config import load_settings
 from heqis.data.assemble import forward_adjust
 from heqis.data.pipeline import DataRequest, missing_spans, run_data
-from heqis.data.schema import STORED_COLUMNS
+from heqis.data.schema import BAR_COLUMNS, FEATURE_CACHE_COLUMNS
 from heqis.data.store import DataStore
 from heqis.errors import HeqisError
-from heqis.features.columns import FEATURE_COLUMNS
+from heqis.features.fingerprint import feature_fingerprint
 
 
 def test_bars_follow_the_stored_schema(sample_store):
     for code in sample_store.symbols():
         bars = sample_store.read_bars(code)
-        assert list(bars.columns) == list(STORED_COLUMNS)
-        assert set(FEATURE_COLUMNS) <= set(bars.columns)
+        assert list(bars.columns) == list(BAR_COLUMNS)
+        assert list(sample_store.read_features(code).columns) == list(FEATURE_CACHE_COLUMNS)
         assert bars["trade_date"].dtype == "datetime64[ns]"
         assert (bars["trade_date"] == bars["trade_date"].dt.normalize()).all()
         assert bars["trade_date"].is_monotonic_increasing and bars["trade_date"].is_unique
@@ -92,6 +92,8 @@ def test_manifest_hashes_files_and_is_deterministic(sample_store, isolated):
     assert sample_store.verify() == []
     assert set(manifest["files"]) == {f"bars/{c}.parquet" for c in sample_store.symbols()} | {
         "calendar.parquet", "universe.parquet"}
+    assert manifest["version"] == 2 and manifest["features"]["fingerprint"] == feature_fingerprint()
+    assert set(manifest["features"]["files"]) == {f"features/{c}.parquet" for c in sample_store.symbols()}
     # the same request elsewhere gives the same content hash
     other = isolated / "again"
     wl = isolated / "wl.txt"
@@ -168,11 +170,13 @@ def test_coverage_never_claims_days_without_data():
 
 
 def test_no_features_then_features(isolated):
-    run_data(DataRequest(source="sample", data_dir=isolated / "d", features=False), load_settings())
-    bars = DataStore(isolated / "d").read_bars("000001.SZ")
-    assert bars["ma5"].isna().all() and list(bars.columns) == list(STORED_COLUMNS)
-    run_data(DataRequest(source="sample", data_dir=isolated / "d"), load_settings())
-    assert DataStore(isolated / "d").read_bars("000001.SZ")["ma5"].notna().sum() > 1000
+    first = run_data(DataRequest(source="sample", data_dir=isolated / "d", features=False), load_settings())
+    store = DataStore(isolated / "d")
+    assert store.manifest()["features"] is None and not store.features_dir.exists()
+    assert list(store.read_bars("000001.SZ").columns) == list(BAR_COLUMNS)
+    again = run_data(DataRequest(source="sample", data_dir=isolated / "d"), load_settings())
+    assert store.read_features("000001.SZ")["ma5"].notna().sum() > 1000
+    assert again.content_hash == first.content_hash      # the cache is not part of the store's identity
 
 
 def test_store_lock_refuses_a_second_writer(isolated):

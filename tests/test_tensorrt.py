@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from heqis.backends.tensorrt_engine import Profile, calibration_batches, engine_name, trtexec_command
 from heqis.errors import HeqisError
-from heqis.export.tensorrt import Profile, calibration_batches, engine_name, trtexec_command
 from heqis.export.tensorrt_convert import convert_tensorrt
 
 

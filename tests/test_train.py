@@ -13,12 +13,27 @@ import torch
 
 from heqis.errors import HeqisError
 from heqis.features.columns import MODEL_INPUTS
-from heqis.train import checkpoint
+from heqis.features.windows import Scaler
+from heqis.formats import RunFolder
+from heqis.models import checkpoint
 from heqis.train.data import prepare
 from heqis.train.presets import get_preset
-from heqis.train.run import TrainRequest, load_generator, load_scaler, read_run_manifest, run_train
+from heqis.train.run import TrainRequest, run_train
 from heqis.train.trainer import MultiGANTrainer
 from tests.synthetic import sine_market
+
+
+def read_run_manifest(run_dir):
+    return RunFolder.open(run_dir).manifest
+
+
+def load_generator(run_dir, gid):
+    return checkpoint.load_generator_file(RunFolder.open(run_dir).checkpoint(gid))
+
+
+def load_scaler(run_dir):
+    return Scaler.load(RunFolder.open(run_dir).scaler_path("G1"))
+
 
 SYMBOLS = ["600519.SH", "000001.SZ"]
 # a short schedule with every phase: pretrain 1, warm-up to 2, distill every 2 and cross every 3

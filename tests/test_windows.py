@@ -57,7 +57,7 @@ def test_scale_free_inputs_are_equal_for_a_price_multiple(bars):
 def test_warm_up_windows_are_skipped(bars):
     b = bars["688981.SH"]
     _, _, _, dates, _ = symbol_windows(b, 60, 0.005)
-    first_valid = b.dropna(subset=["ma60", "ema60", "macd_signal"]).index[0]
+    first_valid = add_features(b).dropna(subset=["ma60", "ema60", "macd_signal"]).index[0]
     assert dates[0] == b["trade_date"].iloc[first_valid + 59]
 
 
@@ -123,6 +123,6 @@ def test_scaler_round_trip_and_feature_order(bars, sample_store, tmp_path):
 def test_scale_free_single_window_equals_batch(bars):
     b = bars["300750.SZ"]
     x = symbol_windows(b, 60, 0.005)[0]
-    from heqis.features.windows import input_matrix
-    raw = input_matrix(b)[-61:-1]
+    from heqis.features.windows import research_inputs
+    raw = research_inputs(b)[-61:-1]
     np.testing.assert_allclose(scale_free(raw).astype(np.float32), x[-1], rtol=1e-6, atol=1e-7)
