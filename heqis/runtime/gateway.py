@@ -4,10 +4,13 @@ One thread runs the loop below; a second serves WebSocket clients. Per brain the
 one PUSH (requests) and one PULL (replies), so it can address each brain on its own:
 
 * dispatch: least-in-flight over the live brains, at most ``max_in_flight`` each;
-* heartbeats: one per brain per second; a brain silent for ``dead_after`` heartbeats is declared
-  dead, its unacknowledged requests go back to the head of the ring buffer (so other brains answer
-  them), and its reset action runs — restart the local process, or a fleet command such as an SSH
-  reboot or a GPIO power cycle — with exponential back-off so a broken brain is not reset in a loop;
+* heartbeats: one per brain per second; a brain that has never answered is reported as *silent*
+  after ``dead_after`` heartbeats, with the likely cause its sockets' monitor events point at
+  (nothing listening, a CURVE handshake failing because keys are on one side only, …); a brain
+  that answered and then falls silent for ``dead_after`` heartbeats is declared dead, its
+  unacknowledged requests go back to the head of the ring buffer (so other brains answer them),
+  and its reset action runs — restart the local process, or a fleet command such as an SSH reboot
+  or a GPIO power cycle — with exponential back-off so a broken brain is not reset in a loop;
 * replies: a signal completes its request; a late or repeated reply finds no request and is counted
   as a duplicate; every signal is written with INSERT OR IGNORE on (symbol, bar time, model,
   artifact set);
@@ -40,6 +43,7 @@ import zmq
 
 from heqis import __version__
 from heqis.runtime.bars import raw_ohlc, request_window
+from heqis.runtime.link_monitor import LinkMonitor, likely_cause
 from heqis.runtime.protocol import Decoder, encode
 from heqis.runtime.ringbuffer import RingBuffer
 from heqis.runtime.security import KeyConfig, client_socket_security, server_socket_security
@@ -92,6 +96,7 @@ class BrainLink:
     target: BrainTarget
     push: zmq.Socket
     pull: zmq.Socket
+    monitors: tuple[LinkMonitor, LinkMonitor]
     in_flight: dict[int, Request] = field(default_factory=dict)
     started: float = field(default_factory=time.monotonic)
     last_reply: float | None = None
@@ -105,6 +110,7 @@ class BrainLink:
     status: dict[str, Any] = field(default_factory=dict)
     sent: int = 0
     answered: int = 0
+    silent: str | None = None     # why a brain that never answered is silent (None: it answers, or not yet due)
 
     @property
     def name(self) -> str:
@@ -152,9 +158,10 @@ class Gateway:
             client_socket_security(sock, self.cfg.keys, "brain")
         push.setsockopt(zmq.IMMEDIATE, 1)     # never queue requests for a brain that is not connected
         push.setsockopt(zmq.SNDHWM, self.cfg.max_in_flight * 2)
+        monitors = (LinkMonitor(push), LinkMonitor(pull))    # before connect: see every event
         push.connect(f"tcp://{target.host}:{target.port}")
         pull.connect(f"tcp://{target.host}:{target.port + 1}")
-        return BrainLink(target, push, pull)
+        return BrainLink(target, push, pull, monitors)
 
     def wait_ready(self, timeout_s: float) -> bool:
         """Heartbeat the brains until every one has answered (benchmarks start their clock after this)."""
@@ -252,7 +259,7 @@ class Gateway:
                 continue
             now_ns = time.monotonic_ns()
             brain.last_reply = time.monotonic()
-            if not brain.alive:
+            if not brain.alive or brain.silent:
                 self._revived(brain)
             if msg.kind == "heartbeat":
                 brain.status = msg.extra
@@ -292,6 +299,8 @@ class Gateway:
                 b.push.send_multipart(encode("heartbeat", b.hb_seq), zmq.NOBLOCK)
             silent_for = now - (b.last_reply if b.last_reply is not None else b.started)
             limit = self.cfg.dead_after * self.cfg.heartbeat_s
+            if b.last_reply is None and silent_for > limit:
+                self._silent(b, silent_for)
             # a brain that has not answered since it was (re)started is still loading its models
             grace = self.cfg.startup_grace_s if b.last_reply is None else 0.0
             if silent_for > limit + grace and (b.alive or b.in_flight or now >= b.next_reset):
@@ -332,10 +341,21 @@ class Gateway:
         except Exception as exc:   # a failed reset is reported and retried after the back-off
             self._alert("reset_failed", f"{b.name}: {exc}")
 
+    def _silent(self, b: BrainLink, silent_for: float) -> None:
+        """A brain that has not answered since it was (re)started: say so, once, with the likely cause."""
+        for m in b.monitors:
+            m.poll()
+        cause = likely_cause(*b.monitors, b.target.host, b.target.port, self.cfg.keys is not None)
+        if b.silent is None:
+            self._alert("brain_silent", f"{b.name} has not answered {int(silent_for / self.cfg.heartbeat_s)} "
+                                        f"heartbeats: {cause}")
+        b.silent = cause
+
     def _revived(self, b: BrainLink) -> None:
+        was_silent, b.silent = b.silent, None
         b.alive = True
         b.backoff = 2.0
-        if b.dead_events or b.restarts:
+        if b.dead_events or b.restarts or was_silent:
             self._alert("brain_back", f"{b.name} answers again")
 
     def _alert(self, kind: str, text: str) -> None:
@@ -413,6 +433,7 @@ class Gateway:
                 "version": b.status.get("version"), "artifacts_sha256": b.status.get("artifacts_sha256"),
                 "counters": {"in_flight": len(b.in_flight), "sent": b.sent, "answered": b.answered,
                              "restarts": b.restarts, "dead_events": b.dead_events, **b.status.get("counters", {})},
+                "silent": b.silent,
             })
         return {"fleet": self.cfg.fleet, "nodes": nodes}
 
@@ -434,8 +455,11 @@ class Gateway:
         if self.ws is not None:
             self.ws.close()
         for b in self.brains:
-            b.push.close(linger=0)
-            b.pull.close(linger=0)
+            for sock, monitor in zip((b.push, b.pull), b.monitors, strict=True):
+                with contextlib.suppress(zmq.ZMQError):
+                    sock.disable_monitor()
+                monitor.close()
+                sock.close(linger=0)
         self.pub.close(linger=0)
         self.rep.close(linger=0)
 
