@@ -47,11 +47,15 @@ def test_scale_free_inputs_are_equal_for_a_price_multiple(bars):
     """Inputs do not depend on the price level: 10× every price gives the same window."""
     b = bars["000001.SZ"].iloc[:300].copy()
     scaled = b.copy()
-    for col in ("open", "high", "low", "close"):
+    for col in ("open_raw", "high_raw", "low_raw", "close_raw"):      # model inputs start from raw prices
         scaled[col] = b[col] * 10
-    a = symbol_windows(add_features(b), 60, 0.005)[0]
-    z = symbol_windows(add_features(scaled), 60, 0.005)[0]
+    a = symbol_windows(b, 60, 0.005)[0]
+    z = symbol_windows(scaled, 60, 0.005)[0]
+    assert not np.array_equal(b["close_raw"], scaled["close_raw"])
     np.testing.assert_allclose(a, z, atol=1e-5)
+    shifted = b.copy()                                                # while a real move is seen
+    shifted["close_raw"] = b["close_raw"] * np.linspace(1.0, 1.3, len(b))
+    assert np.abs(symbol_windows(shifted, 60, 0.005)[0] - a).max() > 1e-2
 
 
 def test_warm_up_windows_are_skipped(bars):

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from heqis.data.adjust import filled_factors, forward_adjust_prices
 from heqis.data.schema import ADJUSTED_PRICES, RAW_COLUMNS, RAW_PRICES, conform_bars, to_dates
+from heqis.features.adjust import filled_factors, forward_adjust_prices
 
 
 @dataclass
@@ -87,7 +87,7 @@ def merge_raw(old: pd.DataFrame | None, new: pd.DataFrame) -> pd.DataFrame:
 
 
 def forward_adjust(raw: pd.DataFrame) -> pd.DataFrame:
-    """Stored bars: adjusted OHLC = raw × adj_factor / latest adj_factor (heqis.data.adjust, which the
+    """Stored bars: adjusted OHLC = raw × adj_factor / latest adj_factor (heqis.features.adjust, which the
     gateway's live sources call too)."""
     out = raw.copy()
     out["adj_factor"] = filled_factors(out["adj_factor"].to_numpy(dtype=np.float64))

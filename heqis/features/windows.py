@@ -33,7 +33,7 @@ DEFAULT_FRACTIONS = (0.60, 0.15, 0.10, 0.15)
 # model inputs from stored bars
 # ---------------------------------------------------------------------------------------------
 def bar_matrix(bars: pd.DataFrame) -> np.ndarray:
-    """[n, 6] float64 of a symbol's stored bars in ``BAR_INPUTS`` order (what a live request carries)."""
+    """[n, 7] float64 of a symbol's stored bars in ``BAR_INPUTS`` order (what a live request carries)."""
     return bars.loc[:, list(BAR_INPUTS)].to_numpy(dtype=np.float64)
 
 

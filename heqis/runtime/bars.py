@@ -3,18 +3,18 @@
 Every source — replay, Tushare polling, Modbus — keeps each symbol's recent history in the store's
 bar schema (``HISTORY_COLUMNS``: raw prices, volume, adjustment factor, limits, turnover), cleaned
 by the same rules as ``heqis data`` (heqis.data.bar_checks). A request carries that history turned
-into ``REQUEST_COLUMNS`` by ``request_window``: forward-adjusted with the latest factor in it (as
-the store adjusts, heqis.data.adjust), volume, turnover. The brain runs ``brain_input``: the same
-``model_inputs``, ``scale_free`` and scaler as training, over the window plus enough history that
-every indicator has converged (EMA60's seed and Wilder's RSI fade geometrically; 500 bars leave
-them < 1e-7 away from the research values, tested). Live and research cannot disagree.
+into ``REQUEST_COLUMNS`` by ``request_window``: raw prices, volume, turnover and the adjustment
+factor, as float32 (the wire format). The brain runs ``brain_input``: the same ``model_inputs``
+(which forward-adjusts with the latest factor in the window, as the store does), ``scale_free`` and
+scaler as training, over the window plus enough history that every indicator has converged
+(EMA60's seed and Wilder's RSI fade geometrically; 500 bars leave them < 1e-7 away from the
+research values, tested). Live and research cannot disagree.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from heqis.data.adjust import forward_adjust_prices
 from heqis.features.inputs import BAR_INPUTS, model_inputs
 from heqis.features.transform import Scaler, scale_free
 
@@ -41,15 +41,13 @@ def history_row(open_raw: float, high_raw: float, low_raw: float, close_raw: flo
     return np.array([values[c] for c in HISTORY_COLUMNS], dtype=np.float32)
 
 
+REQUEST_INDEX = [H[c] for c in REQUEST_COLUMNS]
+
+
 def request_window(history: np.ndarray) -> np.ndarray:
-    """[n, 6] float32 REQUEST_COLUMNS from [n, HISTORY_COLUMNS] rows: prices forward-adjusted with the
-    latest factor of the history, volume, turnover."""
-    h = np.asarray(history, dtype=np.float64)
-    out = np.empty((len(h), len(REQUEST_COLUMNS)), dtype=np.float32)
-    out[:, :4] = forward_adjust_prices(h[:, :4], h[:, H["adj_factor"]])
-    out[:, 4] = h[:, H["vol"]]
-    out[:, 5] = h[:, H["turnover"]]
-    return out
+    """[n, 7] float32 REQUEST_COLUMNS (raw prices, volume, turnover, adjustment factor) from
+    [n, HISTORY_COLUMNS] rows: what a request carries to the brain."""
+    return np.ascontiguousarray(np.asarray(history)[:, REQUEST_INDEX], dtype=np.float32)
 
 
 def raw_ohlc(history_row_: np.ndarray) -> list[float]:
@@ -58,7 +56,7 @@ def raw_ohlc(history_row_: np.ndarray) -> list[float]:
 
 
 def brain_input(bars: np.ndarray, scaler: Scaler) -> np.ndarray | None:
-    """Scaled model input [W, F] for the last bar of a request ``bars`` [n, 6]; None when it cannot be one
+    """Scaled model input [W, F] for the last bar of a request ``bars`` [n, 7]; None when it cannot be one
     (wrong shape, too few bars, or a non-finite value in the window)."""
     if bars.ndim != 2 or bars.shape[1] != len(REQUEST_COLUMNS) or len(bars) < scaler.window:
         return None

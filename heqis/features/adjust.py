@@ -1,4 +1,4 @@
-"""Forward adjustment on numpy arrays: shared by the store and the gateway's live sources.
+"""Forward adjustment on numpy arrays: shared by the store, ``model_inputs`` and the gateway.
 
 Adjusted price = raw price × adj_factor / the *latest* adj_factor, exactly like Tushare's qfq: a
 new factor (a dividend, a bonus issue) re-bases the whole history. Unknown factors are carried
