@@ -95,18 +95,23 @@ class SourceSpec:
     poll_interval: float = 1.0
 
 
-def build_sources(spec: SourceSpec, window: int, history: int, done: set[tuple[str, int]] | None,
-                  settings: Any = None) -> Aligner:
-    """The sources of ``spec`` behind one Aligner. ``done``: bars with a stored signal of this artifact set."""
-    from heqis.runtime.replay_pack import load_pack, store_arrays
-
+def check_sources(spec: SourceSpec) -> tuple[tuple[str, int], list[ModbusMap]] | None:
+    """Usage errors in ``spec`` (before anything is opened); the parsed Modbus server and maps."""
     for kind in spec.kinds:
         if kind not in SOURCE_KINDS:
             raise InvalidValue("--source", f"'{kind}' is not one of {', '.join(SOURCE_KINDS)}")
     if "modbus" in spec.kinds and (not spec.modbus or not spec.modbus_map):
         raise InvalidValue("--source", "modbus needs --modbus HOST:PORT and at least one --modbus-map")
-    modbus = (parse_host_port(spec.modbus or "", "--modbus"), parse_modbus_maps(spec.modbus_map)) \
+    return (parse_host_port(spec.modbus or "", "--modbus"), parse_modbus_maps(spec.modbus_map)) \
         if "modbus" in spec.kinds else None
+
+
+def build_sources(spec: SourceSpec, window: int, history: int, done: set[tuple[str, int]] | None,
+                  settings: Any = None) -> Aligner:
+    """The sources of ``spec`` behind one Aligner. ``done``: bars with a stored signal of this artifact set."""
+    from heqis.runtime.replay_pack import load_pack, store_arrays
+
+    modbus = check_sources(spec)
     # bars for replay and the history live sources start from: a replay pack (edge hosts: numpy only)
     # or the data store (research machines)
     arrays = load_pack(spec.replay_pack) if spec.replay_pack else store_arrays(spec.data_dir, spec.symbols)
@@ -176,6 +181,7 @@ def gateway_from(opts: GatewayOptions) -> tuple[Any, Aligner]:
     from heqis.runtime.security import KeyConfig, require_safe
     from heqis.runtime.signal_store import SignalStore
 
+    check_sources(opts.sources)
     key_cfg = KeyConfig(opts.keys, "gateway") if opts.keys else None
     for t in opts.targets:
         require_safe(t.host, key_cfg, opts.insecure, f"connecting to {t.name}")
