@@ -121,8 +121,8 @@ class DataStore:
         return manifest
 
     def feature_cache_current(self, manifest: dict[str, Any] | None) -> bool:
-        cache = (manifest or {}).get("features")
-        return bool(cache) and same_features(cache.get("fingerprint"))
+        cache = (manifest or {}).get("features")      # format 1 recorded a list of column names here
+        return isinstance(cache, dict) and same_features(cache.get("fingerprint"))
 
     def symbols(self) -> list[str]:
         return sorted(p.stem for p in self.bars_dir.glob("*.parquet"))
