@@ -84,6 +84,21 @@ def test_demo_headless_prints_summary_and_leaves_a_fleet_for_status(isolated):
                     "counters"} <= set(node)
             assert node["alive"] is True
         assert doc["nodes"][0]["counters"]["signals"] > 0
+        for line in ("demo 1/4: data", "demo 2/4: train", "demo 3/4: backtest", "demo 4/4: export",
+                     "demo: local fleet"):
+            assert f"{line} …" in proc.stderr and f"{line}" in proc.stderr, line   # one line per stage, headless
+        # a second demo in the same folder reuses the run and replays again: new signals arrive (so the
+        # console has data), but none is stored twice
+        from heqis.runtime.signal_store import SignalStore
+
+        run("down", cwd=isolated)
+        stored = SignalStore(isolated / ".heqis" / "signals.sqlite").count()
+        again = run("demo", "--watch", "3", "--base-port", str(free_ports(16)), cwd=isolated, timeout=1800)
+        assert again.returncode == 0, again.stderr
+        assert "reused the run of an earlier demo" in again.stdout
+        counters = json.loads(run("status", "--json", cwd=isolated).stdout)["nodes"][0]["counters"]
+        assert counters["signals"] > 0 and counters["already_stored"] > 0      # replayed; duplicates not stored
+        assert SignalStore(isolated / ".heqis" / "signals.sqlite").count() >= stored
     finally:
         down = run("down", "--json", cwd=isolated)
     assert down.returncode == 0 and all(r["stopped"] for r in json.loads(down.stdout)["stopped"])

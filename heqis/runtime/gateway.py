@@ -422,7 +422,8 @@ class Gateway:
         now = time.monotonic()
         gw_counters = dict(self.counters) | {"ring": len(self.ring), "ring_capacity": self.ring.capacity,
                                              "in_flight": sum(len(b.in_flight) for b in self.brains),
-                                             "stored": self.store.inserted, "paused": self.paused}
+                                             "stored": self.store.inserted,
+                                             "already_stored": self.store.duplicates, "paused": self.paused}
         nodes = [{"name": "gateway", "role": "gateway", "host": self.cfg.bind, "pid": os.getpid(), "alive": True,
                   "heartbeat_age_s": 0.0, "version": __version__, "artifacts_sha256": self.cfg.artifacts_id or None,
                   "cwd": os.getcwd(), "counters": gw_counters}]
