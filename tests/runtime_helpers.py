@@ -48,7 +48,7 @@ class GatewayThread:
 
     def stop(self) -> None:
         self.gateway.running = False
-        self.thread.join(10)
+        self.thread.join(60)
 
 
 def gateway_config(base: int, brains: list[BrainTarget], db: Path, **kw) -> GatewayConfig:

