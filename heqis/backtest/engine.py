@@ -2,8 +2,8 @@
 
 Arrays are laid out per *session* of the exchange calendar (not per bar), so a suspended day is a
 session with ``traded = False``: nothing fills, equity is marked at the last close, and a waiting
-order counts the day. Signals follow DESIGN.md §6: 1 = buy / stay long, -1 = sell / stay flat,
-0 = keep (a pending order keeps waiting). All prices are raw; the adjustment factor only scales
+order counts the day. Signals (docs/architecture.md, "Backtest"): 1 = buy / stay long, -1 = sell /
+stay flat, 0 = keep (a pending order keeps waiting). All prices are raw; the adjustment factor only scales
 the share count on ex-dates, so dividends and bonus shares neither lose nor invent value.
 """
 

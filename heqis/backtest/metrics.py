@@ -1,4 +1,4 @@
-"""Performance metrics of one backtest, as plain numbers (DESIGN.md §6)."""
+"""Performance metrics of one backtest, as plain numbers (docs/architecture.md, "Backtest")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``MarketRules``: every number the A-share execution rules use, in one object (DESIGN.md §6).
+"""``MarketRules``: every number the A-share execution rules use, in one object (docs/architecture.md, "Backtest").
 
 Decide on day T's close, fill at T+1's open (or the next day the stock trades), on raw prices:
 no buy into a limit-up open, no sell into a limit-down open (the order waits, and every waiting

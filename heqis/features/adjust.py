@@ -16,6 +16,8 @@ def filled_factors(factor: np.ndarray) -> np.ndarray:
     if not len(f):
         return f
     ok = np.isfinite(f) & (f > 0)
+    if ok.all():                      # the common case (a live request): nothing to fill
+        return f
     if not ok.any():
         return np.ones_like(f)
     idx = np.where(ok, np.arange(len(f)), 0)
@@ -29,5 +31,7 @@ def filled_factors(factor: np.ndarray) -> np.ndarray:
 def forward_adjust_prices(raw: np.ndarray, factor: np.ndarray) -> np.ndarray:
     """[n, k] raw prices × factor / latest factor (factors filled first)."""
     f = filled_factors(factor)
-    scale = f / f[-1] if len(f) else f
-    return np.asarray(raw, dtype=np.float64) * scale.reshape(-1, *([1] * (np.ndim(raw) - 1)))
+    prices = np.asarray(raw, dtype=np.float64)
+    if not len(f) or f[0] == f[-1] == f.min() == f.max():    # no corporate action inside: nothing to re-base
+        return prices.copy()
+    return prices * (f / f[-1]).reshape(-1, *([1] * (prices.ndim - 1)))

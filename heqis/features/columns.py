@@ -1,4 +1,4 @@
-"""Names and order of the feature columns (DESIGN.md §4). Changing them changes every model."""
+"""Names and order of the feature columns (docs/architecture.md, "Features"). Changing them changes every model."""
 
 from __future__ import annotations
 
@@ -28,8 +28,8 @@ PRICE_LIKE = frozenset({"open", "high", "low", "close", *(f"ma{p}" for p in MA_P
 PRICE_DIFF = frozenset({"macd", "macd_signal", "macd_hist"})
 PERCENT_0_100 = frozenset({"k", "d", "j", "rsi14", "turnover"})
 
-# Bars that must precede a window so that its features equal the research features (EMA60's SMA seed
-# and MACD's chain need history; DESIGN.md §8 — the live brain asks for this much).
+# The indicators' parameters, recorded in every scaler file and in the feature fingerprint
+# (heqis.features.fingerprint): a change here is a change of FEATURE_VERSION.
 INDICATOR_PARAMS = {
     "ma": list(MA_PERIODS),
     "ema": list(EMA_PERIODS),

@@ -1,6 +1,6 @@
 """Training data: windows from the store, chronological segments, and the train-only scaler.
 
-The segments are cut from the sessions between the first and the last stored bar (DESIGN.md §5)
+The segments are cut from the sessions between the first and the last stored bar (docs/architecture.md, "Training")
 and recorded as dates in the run manifest; every later step (backtest, export) reuses them.
 """
 
