@@ -20,9 +20,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from heqis.export.onnx_export import ExportModule, export_onnx, onnx_session
+from heqis.export.onnx_export import export_onnx, onnx_session
 from heqis.features.columns import MODEL_INPUTS
 from heqis.models.encoders import build_encoders
+from heqis.models.exportable import ExportModule
 from heqis.models.generators import build_generator
 from heqis.train.presets import get_preset
 
