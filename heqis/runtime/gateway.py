@@ -378,7 +378,8 @@ class Gateway:
             reply = {"ok": True, **self.snapshot()}
         elif cmd == "signals":
             self.store.flush()
-            reply = {"ok": True, "signals": self.store.latest(_limit(request.get("limit"), 40, 500))}
+            symbol = request.get("symbol") if isinstance(request.get("symbol"), str) else None
+            reply = {"ok": True, "signals": self.store.latest(_limit(request.get("limit"), 40, 500), symbol)}
         elif cmd == "bars":
             symbol = request.get("symbol")
             times, rows = self.source.recent(symbol, _limit(request.get("limit"), 120, 2000)) \
