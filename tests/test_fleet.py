@@ -16,6 +16,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from heqis.errors import HeqisError
@@ -96,8 +97,10 @@ def gateway_signals(gw: SSHHost) -> int:
         return int(c.execute("SELECT COUNT(*) FROM signals").fetchone()[0])
 
 
-def running(pattern: str) -> bool:
-    return subprocess.run(["pgrep", "-f", pattern], capture_output=True).returncode == 0
+def fleet_pids(hosts: list[SSHHost]) -> list[int]:
+    """The pids this test's hosts recorded for their processes (never a host-wide search: other fleets may
+    run brains of the same names on this machine)."""
+    return [int(p.read_text()) for h in hosts for p in (h.workdir / "run").glob("*.pid") if p.read_text().strip()]
 
 
 @pytest.mark.slow
@@ -151,9 +154,11 @@ def test_up_idempotent_rollback_status_logs_down(hosts, artifacts, sample_store,
                     "counters"} <= set(node)
         assert "brain brain-1 ready" in logs_fleet(cfg, "brain-1", 200)
     finally:
+        pids = fleet_pids(started)
         stopped = down_fleet(cfg)
     assert all(r["stopped"] for r in stopped), stopped
-    assert not running("heqis brain .*--name brain-") and not running("heqis gateway .*--fleet looptest")
+    assert len(pids) == 3 and not [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() !=
+                                   psutil.STATUS_ZOMBIE]
 
 
 def test_unknown_host_key_is_refused(hosts, artifacts, sample_store, tmp_path):

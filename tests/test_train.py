@@ -217,6 +217,9 @@ def test_tiny_preset_learns_a_learnable_series():
     base = trainer.baselines()
     best = min(trainer.best, key=trainer.best.get)
     metrics = trainer.best_metrics[best]
+    print(f"learnable series ({best}): val mse {metrics['val_mse']:.3e} vs last-value {base['last_value_mse']:.3e}, "
+          f"zero-return {base['zero_mse']:.3e} · direction acc {metrics['val_acc']:.2f} vs majority "
+          f"{base['majority_class_acc']:.2f}")
     assert metrics["val_mse"] < 0.9 * base["last_value_mse"], (metrics, base)
     assert metrics["val_mse"] < 0.5 * base["zero_mse"]
     assert metrics["val_acc"] > base["majority_class_acc"] + 0.15 and metrics["val_acc"] > 0.5
