@@ -143,7 +143,7 @@ def test_lookahead_check_flags_signals_that_peek(tiny_run, sample_store, monkeyp
 
     def peeking_predict(model, scaler, bars):
         shifted = bars.copy()
-        for col in ("open", "high", "low", "close"):
+        for col in ("open_raw", "high_raw", "low_raw", "close_raw"):   # model inputs start from the raw prices
             shifted[col] = bars[col].shift(-1).fillna(bars[col])    # the model sees tomorrow's prices
         return honest(model, scaler, shifted)
 

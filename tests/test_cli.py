@@ -84,9 +84,9 @@ def test_demo_headless_prints_summary_and_leaves_a_fleet_for_status(isolated):
                     "counters"} <= set(node)
             assert node["alive"] is True
         assert doc["nodes"][0]["counters"]["signals"] > 0
-        for line in ("demo 1/4: data", "demo 2/4: train", "demo 3/4: backtest", "demo 4/4: export",
-                     "demo: local fleet"):
-            assert f"{line} …" in proc.stderr and f"{line}" in proc.stderr, line   # one line per stage, headless
+        for stage in ("demo 1/4: data (sample)", "demo 2/4: train (tiny preset)", "demo 3/4: backtest",
+                      "demo 4/4: export", "demo: local fleet"):                  # headless: a line as each stage
+            assert f"{stage} …" in proc.stderr and f"{stage}: done in" in proc.stderr, stage   # starts and ends
         # a second demo in the same folder reuses the run and replays again: new signals arrive (so the
         # console has data), but none is stored twice
         from heqis.runtime.signal_store import SignalStore

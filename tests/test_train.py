@@ -197,7 +197,8 @@ def test_training_data_never_sees_the_future(sample_store):
     for code, b in bars.items():
         t = b.copy()
         future = t["trade_date"] > train_end
-        t.loc[future, ["open", "high", "low", "close"]] *= 5.0
+        t.loc[future, ["open", "high", "low", "close", "open_raw", "high_raw", "low_raw", "close_raw"]] *= 5.0
+        t.loc[future, "vol"] *= 0.1
         tampered[code] = add_features(t)
     again = prepare(tampered, sample_store.sessions(), 60, 0.005)
     torch.testing.assert_close(base.train.x, again.train.x, rtol=0, atol=0)
