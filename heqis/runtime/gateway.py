@@ -87,7 +87,7 @@ class GatewayConfig:
 class Request:
     seq: int
     bar: Bar
-    payload: Any = None          # the [n, 6] window sent to the brain (request_window of the bar's history)
+    payload: Any = None          # the [n, 7] window sent to the brain (request_window of the bar's history)
     attempts: int = 0
 
 
@@ -297,6 +297,8 @@ class Gateway:
             b.hb_seq += 1
             with contextlib.suppress(zmq.Again):
                 b.push.send_multipart(encode("heartbeat", b.hb_seq), zmq.NOBLOCK)
+            for m in b.monitors:          # drained every beat, so the state they tell is the current one
+                m.poll()
             silent_for = now - (b.last_reply if b.last_reply is not None else b.started)
             limit = self.cfg.dead_after * self.cfg.heartbeat_s
             if b.last_reply is None and silent_for > limit:
@@ -343,8 +345,6 @@ class Gateway:
 
     def _silent(self, b: BrainLink, silent_for: float) -> None:
         """A brain that has not answered since it was (re)started: say so, once, with the likely cause."""
-        for m in b.monitors:
-            m.poll()
         cause = likely_cause(*b.monitors, b.target.host, b.target.port, self.cfg.keys is not None)
         if b.silent is None:
             self._alert("brain_silent", f"{b.name} has not answered {int(silent_for / self.cfg.heartbeat_s)} "

@@ -71,10 +71,10 @@ def likely_cause(push: LinkMonitor, pull: LinkMonitor, host: str, port: int, key
         return ("the CURVE handshake failed: the gateway uses --keys but the brain runs without them (or with keys "
                 "from another `heqis keys`)") if keys else \
             "the security handshake failed: the brain runs with --keys but the gateway has none"
-    if not push.events["connected"]:
+    if not push.connected:
         return (f"nothing listens on {host}:{port}: the brain is not running there, or the address or port is "
                 "wrong")
-    if not pull.events["connected"]:
+    if not pull.connected:
         return f"the brain takes requests on {port} but nothing answers on its signal port {port + 1}"
     return ("connected, but no answer to heartbeats: the brain may still be loading its models, be blocked, or "
             "the port belongs to another program")
