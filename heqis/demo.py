@@ -53,23 +53,17 @@ REPLAY_FROM = "2024-07-01"
 Stage = Callable[[str], contextlib.AbstractContextManager[Callable[[str, int, int], None]]]
 
 
-def start_fleet(root: Path, brains: int = 2, rate: float = 40.0, start: str = REPLAY_FROM,
-                base_port: int | None = None) -> dict[str, Any]:
+def start_fleet(root: Path, base_port: int, brains: int = 2, rate: float = 40.0,
+                start: str = REPLAY_FROM) -> dict[str, Any]:
     """The local fleet on the demo's artifacts (stopping one an earlier demo left here), replaying from
     ``start`` even where signals are stored. Ports: the local layout from ``base_port``."""
     from heqis.runtime.local_fleet import STATE_FILE, LocalFleetRequest, down_local, port_layout, up_local
 
     if STATE_FILE.exists():
         down_local(STATE_FILE)
-    layout = port_layout(brains, base_port if base_port is not None else settings_base_port())
+    layout = port_layout(brains, base_port)
     return up_local(LocalFleetRequest(artifacts=root / "deploy_output", data_dir=root / "data", brains=brains,
                                       ports=layout, rate=rate, start=start, replay_from=start))
-
-
-def settings_base_port() -> int:
-    from heqis.config import load_settings
-
-    return int(load_settings().local_base_port)
 
 
 def watch_fleet(control_address: str, gateway_pid: int, seconds: float) -> Iterator[dict[str, Any]]:

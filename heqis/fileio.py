@@ -73,11 +73,12 @@ def atomic_write(path: Path, payload: bytes | Writer, mode: int | None = None) -
 
 def write_json(path: Path, document: Any, mode: int | None = None) -> None:
     """``document`` as indented UTF-8 JSON, atomically."""
-    text = json.dumps(document, indent=2, ensure_ascii=False, default=_json_default) + "\n"
+    text = json.dumps(document, indent=2, ensure_ascii=False, default=json_default) + "\n"
     atomic_write(path, text.encode("utf-8"), mode)
 
 
-def _json_default(value: Any) -> Any:
+def json_default(value: Any) -> Any:
+    """What json.dumps cannot write itself: paths, dates, numpy scalars and arrays (every HEQIS JSON writer)."""
     if isinstance(value, Path):
         return str(value)
     if hasattr(value, "isoformat"):

@@ -25,6 +25,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from heqis.errors import HeqisError, InvalidValue
+from heqis.fileio import json_default
 
 stdout = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -88,14 +89,6 @@ def usage_error(option: str, message: str) -> typer.BadParameter:
 def emit_json(payload: Any) -> None:
     """Machine-readable output on stdout (one JSON document)."""
     typer.echo(json.dumps(payload, ensure_ascii=False, indent=2, default=json_default))
-
-
-def json_default(value: Any) -> Any:
-    if isinstance(value, (date, datetime)):
-        return value.isoformat()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
 def show(payload: Any, json_out: bool, renderer: str) -> None:

@@ -156,7 +156,7 @@ def gateway(
         cfg, sources = gateway_from(GatewayOptions(
             targets, spec, s.artifacts_dir, s.runtime_db, s.runtime_telemetry_port, s.runtime_control_port,
             s.runtime_ws_port, s.runtime_bind, fleet, ring, max_in_flight, keys_dir, insecure, exit_when_done,
-            state_file))
+            state_file, s))
         gw = run_gateway(cfg, sources)
     err.print(f"gateway stopped: {dict(gw.counters)}")
 

@@ -40,13 +40,14 @@ def demo(
             err.print(escape(epoch_line(report, trainer.preset.epochs)), soft_wrap=True, highlight=False)
 
     with user_errors(ctx):
-        result = run_demo(root, settings(), stage=lambda label: progress(json_out, label), on_epoch=plain,
+        s = settings(local_base_port=base_port)
+        result = run_demo(root, s, stage=lambda label: progress(json_out, label), on_epoch=plain,
                           log=lambda line: None if json_out else err.print(f"[dim]{escape(line)}[/]"))
         status = None
         if fleet:
             with progress(json_out, "demo: local fleet") as update:
                 update("", 0, 0)
-                status = start_fleet(root, base_port=base_port)
+                status = start_fleet(root, s.local_base_port)
     if json_out:
         emit_json({**result.to_dict(), "fleet": status})
         return

@@ -23,9 +23,8 @@ import pandas as pd
 import torch
 from torch import nn
 
-from heqis.data.store import DataStore
 from heqis.errors import HeqisError
-from heqis.features.windows import Scaler, Segments, build_windows
+from heqis.features.windows import Scaler, Segments, WindowSet, build_windows
 from heqis.fileio import fsync_dir, read_json, sha256_file, write_json
 from heqis.formats.artifacts import CALIBRATION, ROUTING, write_artifact_manifest
 from heqis.formats.run import RunFolder
@@ -84,11 +83,10 @@ def parity(module: nn.Module, session: Any, windows: np.ndarray) -> dict[str, fl
     return out
 
 
-def real_windows(store: DataStore, symbols: list[str], scaler: Scaler, segments: Segments, segment: str,
-                 count: int, seed: int = 0) -> np.ndarray:
-    """``count`` scaled windows of ``segment`` drawn from the stored data (deterministic)."""
-    bars = {s: store.read_bars(s) for s in symbols}
-    ws = build_windows(bars, scaler.window, scaler.flat_band, scaler.inputs).segment(segments, segment)
+def real_windows(windows: WindowSet, scaler: Scaler, segments: Segments, segment: str, count: int,
+                 seed: int = 0) -> np.ndarray:
+    """``count`` scaled windows of ``segment`` drawn from the run's windows (deterministic)."""
+    ws = windows.segment(segments, segment)
     if not len(ws):
         raise HeqisError(f"no {segment} windows to check the export on")
     pick = np.sort(np.random.default_rng(seed).choice(len(ws), size=min(count, len(ws)), replace=False))
@@ -152,11 +150,13 @@ def export_run(run_dir: Path, generators: list[str] | None = None, out: Path = P
     staging.chmod(0o755)  # mkdtemp makes it private; the artifact set is an ordinary folder
     try:
         checks: dict[str, np.ndarray] = {}
+        bars = {s: store.read_bars(s) for s in symbols}       # read once, windowed once per distinct scaler
         for name in distinct:
             gid = next(g for g in wanted if scaler_files[g] == name)
             scaler = models[gid][1]
-            checks[name] = real_windows(store, symbols, scaler, segments, "val", 64)
-            calib = real_windows(store, symbols, scaler, segments, "train", calibration, seed=1)
+            windows = build_windows(bars, scaler.window, scaler.flat_band, scaler.inputs)
+            checks[name] = real_windows(windows, scaler, segments, "val", 64)
+            calib = real_windows(windows, scaler, segments, "train", calibration, seed=1)
             np.save(staging / calib_names[name], calib.astype(np.float32))
             shutil.copyfile(run.scaler_path(gid), staging / name)
         gens: dict[str, dict[str, Any]] = {}

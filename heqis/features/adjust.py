@@ -32,6 +32,6 @@ def forward_adjust_prices(raw: np.ndarray, factor: np.ndarray) -> np.ndarray:
     """[n, k] raw prices × factor / latest factor (factors filled first)."""
     f = filled_factors(factor)
     prices = np.asarray(raw, dtype=np.float64)
-    if not len(f) or f[0] == f[-1] == f.min() == f.max():    # no corporate action inside: nothing to re-base
+    if not len(f) or f.min() == f.max():    # no corporate action inside: nothing to re-base
         return prices.copy()
     return prices * (f / f[-1]).reshape(-1, *([1] * (prices.ndim - 1)))

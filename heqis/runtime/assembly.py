@@ -6,6 +6,7 @@ spec and ``HeqisError`` (exit 1) for a spec that is well formed but cannot be se
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -35,8 +36,6 @@ def parse_host_port(spec: str, option: str) -> tuple[str, int]:
 def parse_targets(target_ip: list[str] | None, port: int, target: list[str] | None, reset: str | None,
                   target_reset: list[str] | None) -> list[BrainTarget]:
     """Brains from ``--target-ip`` (each on ``port``) and ``--target NAME@HOST:PORT``, with their reset actions."""
-    import re
-
     reset = None if reset in (None, "none") else reset
     out = [BrainTarget(f"brain-{i + 1}", ip, port, reset) for i, ip in enumerate(target_ip or [])]
     for spec in target or []:
@@ -170,6 +169,7 @@ class GatewayOptions:
     insecure: bool = False
     exit_when_done: bool = False
     state_file: Path | None = None
+    settings: Any = None         # the resolved settings (the Tushare source's token, URL and limits)
 
 
 def gateway_from(opts: GatewayOptions) -> tuple[Any, Aligner]:
@@ -198,7 +198,7 @@ def gateway_from(opts: GatewayOptions) -> tuple[Any, Aligner]:
         store = SignalStore(opts.db)
         done = store.done(artifacts=artifacts.set_id)
         store.close()
-    source = build_sources(opts.sources, window, history_length(window), done)
+    source = build_sources(opts.sources, window, history_length(window), done, opts.settings)
     cfg = GatewayConfig(opts.targets, opts.db, opts.fleet, opts.bind, opts.telemetry_port, opts.control_port,
                         opts.ws_port, opts.ring, opts.max_in_flight, keys=key_cfg,
                         exit_when_done=opts.exit_when_done, state_file=opts.state_file,
