@@ -22,6 +22,10 @@ class HeqisError(Exception):
     def __str__(self) -> str:
         return f"{self.message} ({self.hint})" if self.hint else self.message
 
+    def __reduce__(self) -> tuple:
+        # raised in a worker process (heqis.parallel) and re-raised here: keep the hint
+        return (HeqisError, (self.message, self.hint))
+
 
 class InvalidValue(HeqisError):
     """A usage error: ``option`` was given a value it cannot take (exit code 2)."""
@@ -31,3 +35,7 @@ class InvalidValue(HeqisError):
     def __init__(self, option: str, message: str, hint: str | None = None) -> None:
         super().__init__(f"{option}: {message}", hint)
         self.option = option
+        self.detail = message
+
+    def __reduce__(self) -> tuple:
+        return (InvalidValue, (self.option, self.detail, self.hint))
