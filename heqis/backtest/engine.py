@@ -256,3 +256,11 @@ def trades_frame(inputs: SymbolInputs, raw: np.ndarray, equity: np.ndarray, shar
     columns = ["symbol", "entry_date", "entry_price", "exit_date", "exit_price", "shares", "cost", "proceeds",
                "buy_fees", "pnl", "return", "closed", "holding_sessions"]
     return pd.DataFrame(rows, columns=columns)
+
+
+def run_symbols(inputs: list[SymbolInputs], signals: list[np.ndarray], rules: MarketRules) -> list[SymbolRun]:
+    """``run_symbol`` for many (symbol, range, signal) cases at once: the entry point ``heqis
+    backtest`` uses for every simulation, one result per case in the order given."""
+    if len(inputs) != len(signals):
+        raise ValueError("one signal array per case is needed")
+    return [run_symbol(inp, sig, rules) for inp, sig in zip(inputs, signals, strict=True)]
