@@ -1,8 +1,8 @@
-"""The indicator columns of one symbol: ``feature_arrays`` (numpy only, the edge runs it).
+"""The model-input columns of one symbol's bars in one compiled call (numpy + numba; the edge runs it).
 
-``model_inputs`` (heqis.features.inputs) is the entry point research and the brain call; the
-store's feature cache and ``heqis check lookahead`` use ``heqis.features.frames.add_features``,
-which runs the same ``feature_arrays`` over a bars DataFrame.
+``model_inputs`` (heqis.features.inputs) is the entry point research and the brain call
+(docs/architecture.md, "One code path"); this module is its plan: which quantity the fused kernel
+(``heqis.features.indicators.model_inputs_into``) writes to which column, with which parameters.
 """
 
 from __future__ import annotations
@@ -12,29 +12,33 @@ import numpy as np
 from heqis.features import indicators as ind
 from heqis.features.columns import (
     EMA_PERIODS,
-    FEATURE_COLUMNS,
     KDJ_PARAMS,
     MA_PERIODS,
     MACD_PARAMS,
+    MODEL_INPUTS,
     RSI_PERIOD,
 )
 
+# The order in which the kernel produces its quantities (its loops follow this order).
+KERNEL_ORDER: tuple[str, ...] = (
+    "open", "high", "low", "close",
+    *(f"ma{p}" for p in MA_PERIODS),
+    *(f"ema{p}" for p in EMA_PERIODS),
+    "macd", "macd_signal", "macd_hist", "k", "d", "j", f"rsi{RSI_PERIOD}", "ret1", "turnover", "log_vol",
+)
+if sorted(KERNEL_ORDER) != sorted(MODEL_INPUTS):   # a column added to MODEL_INPUTS needs its code here
+    raise ImportError(f"the model-input kernel computes {sorted(KERNEL_ORDER)}, MODEL_INPUTS is {sorted(MODEL_INPUTS)}")
 
-def feature_arrays(high: np.ndarray, low: np.ndarray, close: np.ndarray, vol: np.ndarray,
-                   turnover: np.ndarray) -> dict[str, np.ndarray]:
-    """Every feature column, by name, from adjusted high/low/close, volume (lots) and turnover (%)."""
-    high = np.ascontiguousarray(high, dtype=np.float64)
-    low = np.ascontiguousarray(low, dtype=np.float64)
-    close = np.ascontiguousarray(close, dtype=np.float64)
-    out: dict[str, np.ndarray] = {}
-    for p in MA_PERIODS:
-        out[f"ma{p}"] = ind.sma(close, p)
-    for p in EMA_PERIODS:
-        out[f"ema{p}"] = ind.ema(close, p)
-    out["macd"], out["macd_signal"], out["macd_hist"] = ind.macd(close, *MACD_PARAMS)
-    out["k"], out["d"], out["j"] = ind.kdj(high, low, close, *KDJ_PARAMS)
-    out["rsi14"] = ind.rsi(close, RSI_PERIOD)
-    out["ret1"] = ind.simple_return(close)
-    out["turnover"] = np.asarray(turnover, dtype=np.float64)
-    out["log_vol"] = np.log1p(np.asarray(vol, dtype=np.float64))
-    return {name: out[name] for name in FEATURE_COLUMNS}
+_COLS = np.array([MODEL_INPUTS.index(c) for c in KERNEL_ORDER], dtype=np.int64)
+_MA = np.array(MA_PERIODS, dtype=np.int64)
+_EMA = np.array(EMA_PERIODS, dtype=np.int64)
+_MACD = np.array(MACD_PARAMS, dtype=np.int64)
+_KDJ = np.array(KDJ_PARAMS, dtype=np.int64)
+
+
+def compute_inputs(bars32: np.ndarray, rows: int) -> np.ndarray:
+    """[rows, F] float64 model inputs (MODEL_INPUTS order) for the last ``rows`` of C-contiguous
+    float32 bars [n, 7] (``heqis.features.inputs.BAR_INPUTS`` order)."""
+    out = np.empty((rows, len(MODEL_INPUTS)))
+    ind.model_inputs_into(bars32, out, _COLS, _MA, _EMA, _MACD, _KDJ, RSI_PERIOD)
+    return out

@@ -19,6 +19,7 @@ import numpy as np
 from numba import njit
 
 _TA_EPS = 1e-8  # TA-Lib's TA_IS_ZERO threshold
+_DBL_MAX = float(np.finfo(np.float64).max)  # what np.nan_to_num puts for +inf
 
 
 @njit(cache=True)
@@ -179,11 +180,9 @@ def kdj(high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int = 9, m1: in
     for i in range(n - 1, size):
         hh = high[i]
         ll = low[i]
-        for t in range(i - n + 1, i):
-            if high[t] > hh:
-                hh = high[t]
-            if low[t] < ll:
-                ll = low[t]
+        for t in range(i - n + 1, i):   # max/min, not ifs: a price path mispredicts half the branches
+            hh = max(hh, high[t])          # (Python's semantics: hh unless high[t] > hh, NaN included)
+            ll = min(ll, low[t])
         span = hh - ll
         rsv = (close[i] - ll) / span * 100.0 if span > 0 else 50.0
         k_prev = ((m1 - 1) * k_prev + rsv) / m1
@@ -201,3 +200,129 @@ def simple_return(x: np.ndarray) -> np.ndarray:
     for i in range(1, x.shape[0]):
         out[i] = x[i] / x[i - 1] - 1.0
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# forward adjustment and the fused model-input kernel
+#
+# They live in this module, next to the indicators they call, because numba's on-disk cache is
+# invalidated only by changes to the file that holds the cached function: a kernel in another file
+# would keep running stale indicator code after an edit here.
+# ---------------------------------------------------------------------------------------------
+@njit(cache=True)
+def filled_factors(factor: np.ndarray) -> np.ndarray:
+    """``factor`` with unusable values (NaN, inf, ≤ 0) carried forward, then backward; all unusable → 1."""
+    n = factor.shape[0]
+    f = np.empty(n)
+    first = -1
+    for i in range(n):
+        v = factor[i]
+        if np.isfinite(v) and v > 0:
+            f[i] = v
+            if first < 0:
+                first = i
+        elif first >= 0:
+            f[i] = f[i - 1]
+    if first < 0:
+        f[:] = 1.0
+    else:
+        f[:first] = f[first]
+    return f
+
+
+@njit(cache=True)
+def rebase_ratios(f: np.ndarray) -> np.ndarray:
+    """factor / latest factor for filled factors ``f``; an empty array when no bar needs re-basing
+    (every factor equal: adjusted prices are the raw prices, bit for bit)."""
+    n = f.shape[0]
+    if n == 0 or f.min() == f.max():
+        return np.empty(0)
+    r = np.empty(n)
+    last = f[n - 1]
+    for i in range(n):
+        r[i] = f[i] / last
+    return r
+
+
+@njit(cache=True, error_model="numpy")
+def model_inputs_into(bars: np.ndarray, out: np.ndarray, cols: np.ndarray, ma_periods: np.ndarray,
+                      ema_periods: np.ndarray, macd_params: np.ndarray, kdj_params: np.ndarray,
+                      rsi_period: int) -> None:
+    """Model inputs of the last ``out.shape[0]`` bars of ``bars`` [n, 7] float32, written into ``out``.
+
+    One compiled call for everything ``heqis.features.inputs.model_inputs`` returns: forward
+    adjustment, the recursive indicators over every bar (their values depend on the whole history),
+    and only the last rows written, straight into their columns. ``cols`` maps the quantities in
+    ``heqis.features.compute.KERNEL_ORDER`` to columns of ``out``. The arithmetic is the indicator
+    functions above, called as they are: research and the brain get the same numbers as the
+    stand-alone indicators.
+    """
+    n = bars.shape[0]
+    m = out.shape[0]
+    row0 = n - m
+    f = np.empty(n)
+    for i in range(n):
+        f[i] = np.float64(bars[i, 6])
+    ratio = rebase_ratios(filled_factors(f))
+    rebase = ratio.shape[0] > 0
+    high = np.empty(n)
+    low = np.empty(n)
+    close = np.empty(n)
+    for i in range(n):
+        if rebase:
+            high[i] = np.float64(bars[i, 1]) * ratio[i]
+            low[i] = np.float64(bars[i, 2]) * ratio[i]
+            close[i] = np.float64(bars[i, 3]) * ratio[i]
+        else:
+            high[i] = np.float64(bars[i, 1])
+            low[i] = np.float64(bars[i, 2])
+            close[i] = np.float64(bars[i, 3])
+    for i in range(row0, n):
+        o = np.float64(bars[i, 0])
+        out[i - row0, cols[0]] = o * ratio[i] if rebase else o
+        out[i - row0, cols[1]] = high[i]
+        out[i - row0, cols[2]] = low[i]
+        out[i - row0, cols[3]] = close[i]
+    q = 4   # the next quantity (KERNEL_ORDER) to write
+    for p in ma_periods:            # a moving average needs only its own bars: from row0 - p + 1 on
+        c = cols[q]
+        start = max(row0, p - 1)    # = sma's own first value when every row is wanted (row0 = 0)
+        for i in range(row0, min(start, n)):
+            out[i - row0, c] = np.nan
+        if p >= 1 and n >= p:
+            total = 0.0             # sma's running sum, started where the rows start
+            for i in range(start - p + 1, start):
+                total += close[i]
+            trailing = start - p + 1
+            for i in range(start, n):
+                total += close[i]
+                value = total
+                total -= close[trailing]
+                trailing += 1
+                out[i - row0, c] = value / p
+        q += 1
+    for p in ema_periods:
+        col = ema(close, p)
+        for i in range(row0, n):
+            out[i - row0, cols[q]] = col[i]
+        q += 1
+    line, sig, hist = macd(close, macd_params[0], macd_params[1], macd_params[2])
+    k, d, j = kdj(high, low, close, kdj_params[0], kdj_params[1], kdj_params[2])
+    r = rsi(close, rsi_period)
+    for i in range(row0, n):
+        t = i - row0
+        out[t, cols[q]] = line[i]
+        out[t, cols[q + 1]] = sig[i]
+        out[t, cols[q + 2]] = hist[i]
+        out[t, cols[q + 3]] = k[i]
+        out[t, cols[q + 4]] = d[i]
+        out[t, cols[q + 5]] = j[i]
+        out[t, cols[q + 6]] = r[i]
+        out[t, cols[q + 7]] = close[i] / close[i - 1] - 1.0 if i > 0 else np.nan
+        v = np.float64(bars[i, 5])        # turnover: unknown (NaN) counts as 0, like np.nan_to_num
+        if np.isnan(v):
+            v = 0.0
+        elif np.isinf(v):
+            v = _DBL_MAX if v > 0 else -_DBL_MAX
+        out[t, cols[q + 8]] = v
+        out[t, cols[q + 9]] = np.log1p(np.float64(bars[i, 4]))

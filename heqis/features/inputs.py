@@ -3,7 +3,7 @@
 Training windows, backtest predictions, the export's parity windows and the live brain all call it
 (docs/architecture.md, "One code path"): research once per symbol over its whole history, the
 brain with ``last_n`` = the window over the bars a request carries. The indicators run over every
-bar given (their recursions need the history); only the last ``last_n`` rows are assembled.
+bar given (their recursions need the history); only the last ``last_n`` rows are written.
 
 Bars come as ``[n, 7]`` in ``BAR_INPUTS`` order: raw (unadjusted) open, high, low, close, volume in
 lots, turnover in percent (NaN where unknown: indices and funds, which count as 0) and the
@@ -22,9 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from heqis.errors import HeqisError
-from heqis.features.adjust import forward_adjust_prices
-from heqis.features.columns import MODEL_INPUTS
-from heqis.features.compute import feature_arrays
+from heqis.features.compute import compute_inputs
 
 BAR_INPUTS: tuple[str, ...] = ("open_raw", "high_raw", "low_raw", "close_raw", "vol", "turnover", "adj_factor")
 
@@ -32,18 +30,13 @@ BAR_INPUTS: tuple[str, ...] = ("open_raw", "high_raw", "low_raw", "close_raw", "
 def model_inputs(bars: np.ndarray, last_n: int | None = None) -> np.ndarray:
     """[m, F] float64 model inputs (MODEL_INPUTS order, not yet scale-free) for the last ``m`` bars.
 
-    ``m`` is ``last_n`` (or every bar); warm-up rows hold NaN where an indicator has no value yet."""
-    b = np.asarray(bars, dtype=np.float32).astype(np.float64)     # the wire's precision, on both sides
+    ``m`` is ``last_n`` (or every bar); warm-up rows hold NaN where an indicator has no value yet.
+    One compiled call (heqis.features.compute): the recursions run over every bar, the moving
+    averages over their own bars only, and only the last ``m`` rows are written — no per-column
+    Python work (benchmarks/brain_preprocess.py)."""
+    b = np.ascontiguousarray(bars, dtype=np.float32)     # the wire's precision, on both sides
     if b.ndim != 2 or b.shape[1] != len(BAR_INPUTS):
         raise HeqisError(f"bars of shape {b.shape} are not [n, {len(BAR_INPUTS)}] ({', '.join(BAR_INPUTS)})")
     n = len(b)
-    m = n if last_n is None else min(int(last_n), n)
-    prices = forward_adjust_prices(b[:, :4], b[:, 6])
-    feats = feature_arrays(prices[:, 1], prices[:, 2], prices[:, 3], b[:, 4], b[:, 5])
-    columns = {"open": prices[:, 0], "high": prices[:, 1], "low": prices[:, 2], "close": prices[:, 3], **feats}
-    out = np.empty((m, len(MODEL_INPUTS)))
-    for j, name in enumerate(MODEL_INPUTS):
-        out[:, j] = columns[name][n - m:]
-    t = MODEL_INPUTS.index("turnover")
-    np.nan_to_num(out[:, t], copy=False, nan=0.0)
-    return out
+    m = n if last_n is None else max(0, min(int(last_n), n))
+    return compute_inputs(b, m)
