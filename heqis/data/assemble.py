@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from heqis.data.schema import ADJUSTED_PRICES, RAW_COLUMNS, RAW_PRICES, conform_bars, to_dates
+from heqis.data.schema import ADJUSTED_PRICES, RAW_COLUMNS, RAW_PRICES, conform_columns, to_dates
 from heqis.features.adjust import filled_factors, forward_adjust_prices
 
 
@@ -89,10 +89,11 @@ def merge_raw(old: pd.DataFrame | None, new: pd.DataFrame) -> pd.DataFrame:
 def forward_adjust(raw: pd.DataFrame) -> pd.DataFrame:
     """Stored bars: adjusted OHLC = raw × adj_factor / latest adj_factor (heqis.features.adjust, which the
     gateway's live sources call too)."""
-    out = raw.copy()
-    out["adj_factor"] = filled_factors(out["adj_factor"].to_numpy(dtype=np.float64))
-    adjusted = forward_adjust_prices(out.loc[:, list(RAW_PRICES)].to_numpy(dtype=np.float64),
-                                     out["adj_factor"].to_numpy())
+    factor = filled_factors(raw["adj_factor"].to_numpy(dtype=np.float64))
+    adjusted = forward_adjust_prices(np.column_stack([raw[c].to_numpy(dtype=np.float64) for c in RAW_PRICES]),
+                                     factor)
+    columns: dict[str, pd.Series | np.ndarray] = {c: raw[c] for c in raw.columns}
+    columns["adj_factor"] = factor
     for j, adj_col in enumerate(ADJUSTED_PRICES):
-        out[adj_col] = adjusted[:, j]
-    return conform_bars(out)
+        columns[adj_col] = adjusted[:, j]
+    return conform_columns(columns)

@@ -15,22 +15,20 @@ from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from heqis.config import Settings, read_token
-from heqis.data.assemble import RawPieces, forward_adjust, merge_raw, raw_bars, st_mask
-from heqis.data.boards import TS_CODE, classify
+from heqis.data.assemble import RawPieces, merge_raw, raw_bars, st_mask
+from heqis.data.build import SymbolSummary, feature_cache, finish_bars, summarize
 from heqis.data.cleaning import CleaningReport, clean_daily
 from heqis.data.fetch import Fetcher, QueryApi
-from heqis.data.schema import BAR_COLUMNS, FEATURE_CACHE_COLUMNS, RAW_COLUMNS, UNIVERSE_COLUMNS, conform_bars
+from heqis.data.schema import BAR_COLUMNS, RAW_COLUMNS, UNIVERSE_COLUMNS
 from heqis.data.store import MANIFEST_VERSION, DataStore
 from heqis.data.watchlist import Instrument, default_watchlist_text, load_watchlist, parse_watchlist
 from heqis.errors import HeqisError
 from heqis.features.fingerprint import feature_fingerprint
-from heqis.features.frames import add_features
 
-SOURCES = ("sample", "tushare", "csv")
+SOURCES = ("sample", "tushare", "csv", "synthetic")
 DEFAULT_TUSHARE_START = date(2018, 1, 1)
 CSV_SYMBOL = re.compile(r"^[A-Z0-9][A-Z0-9._-]{0,31}$")
 
@@ -53,27 +51,12 @@ class DataRequest:
     csv_symbol: str | None = None
     volume_unit: str = "shares"
     amount_unit: str = "yuan"
-
-
-@dataclass
-class SymbolSummary:
-    """One symbol as stored, in numbers a user can check at a glance."""
-
-    ts_code: str
-    name: str
-    kind: str
-    board: str
-    rows: int
-    first: str | None
-    last: str | None
-    suspended_days: int
-    limit_up_days: int
-    limit_down_days: int
-    one_price_limit_days: int
-    st_days: int
-    adj_events: int
-    last_close: float | None
-    fetched: bool
+    symbols: int = 100                # --source synthetic: how many stocks (plus the benchmark index)
+    years: int = 7                    # --source synthetic: years up to ``end`` (default 2024-12-31)
+    planted_ic: float = 0.0           # --source synthetic: the planted daily IC (0: pure noise)
+    seed: int | None = None           # --source synthetic: None = the default seed
+    workers: int | None = None        # csv / synthetic: processes (None: the cores); sample, tushare: 1
+    cluster: str | None = None        # csv / synthetic: a Dask scheduler address, or "local"
 
 
 @dataclass
@@ -128,40 +111,6 @@ def extend_coverage(prev: tuple[date, date] | None, start: date, horizon: date,
     if prev is None:
         return (start, end)
     return (min(start, prev[0]), max(end, prev[1]))
-
-
-def summarize(bars: pd.DataFrame | None, inst: Instrument, name: str, sessions: pd.DatetimeIndex,
-              fetched: bool) -> SymbolSummary:
-    if bars is None or bars.empty:
-        return SymbolSummary(inst.ts_code, name, inst.kind, inst.board, 0, None, None, 0, 0, 0, 0, 0, 0,
-                             None, fetched)
-    first, last = bars["trade_date"].iloc[0], bars["trade_date"].iloc[-1]
-    open_days = int(((sessions >= first) & (sessions <= last)).sum())
-    close = bars["close_raw"].to_numpy()
-    up = bars["up_limit"].to_numpy()
-    down = bars["down_limit"].to_numpy()
-    at_up = np.isfinite(up) & (close >= up - 1e-6)
-    at_down = np.isfinite(down) & (close <= down + 1e-6)
-    flat = (bars["high_raw"] == bars["low_raw"]).to_numpy()
-    adj = bars["adj_factor"].to_numpy()
-    return SymbolSummary(
-        ts_code=inst.ts_code, name=name, kind=inst.kind, board=inst.board, rows=len(bars),
-        first=first.date().isoformat(), last=last.date().isoformat(),
-        suspended_days=max(open_days - len(bars), 0),
-        limit_up_days=int(at_up.sum()), limit_down_days=int(at_down.sum()),
-        one_price_limit_days=int(((at_up | at_down) & flat).sum()),
-        st_days=int(bars["is_st"].sum()), adj_events=int((np.diff(adj) != 0).sum()),
-        last_close=float(close[-1]), fetched=fetched)
-
-
-def finish_bars(raw: pd.DataFrame) -> pd.DataFrame:
-    """Stored bars (BAR_COLUMNS) from merged raw rows: forward-adjusted with the latest factor."""
-    return forward_adjust(raw)
-
-
-def feature_cache(bars: pd.DataFrame) -> pd.DataFrame:
-    """The feature-cache frame of one symbol: trade_date and the indicator columns (add_features)."""
-    return conform_bars(add_features(bars), FEATURE_CACHE_COLUMNS)
 
 
 class CacheWriter:
@@ -251,8 +200,11 @@ def run_data(req: DataRequest, settings: Settings, progress: Progress | None = N
     store = DataStore(req.data_dir)
     with store.lock():
         manifest = _prepare_store(store, req.source, req.replace)
-        if req.source == "csv":
-            return _run_csv(req, store, progress, t0)
+        if req.source in ("csv", "synthetic"):
+            from heqis.data.bulk import run_csv, run_synthetic
+
+            run = run_csv if req.source == "csv" else run_synthetic
+            return run(req, store, manifest, progress, t0)
         return _run_api(req, settings, store, manifest, progress, t0, api)
 
 
@@ -367,68 +319,5 @@ def _run_api(req: DataRequest, settings: Settings, store: DataStore, manifest: d
         symbols=summaries, cleaning=report, notes=notes)
 
 
-def _csv_code(path: Path, symbol: str | None, many: bool) -> str:
-    code = (symbol if symbol and not many else path.stem).strip().upper()
-    if not CSV_SYMBOL.match(code):
-        raise HeqisError(f"{path}: '{code}' cannot name a symbol",
-                         hint="use --symbol with letters, digits, '.', '_' or '-' (e.g. 600519.SH)")
-    return code
-
-
-def _run_csv(req: DataRequest, store: DataStore, progress: Progress, t0: float) -> DataResult:
-    from heqis.data.sources.csv_source import csv_files, read_csv_symbol
-
-    if req.csv_path is None:
-        raise HeqisError("--source csv needs --path FILE (or a folder of CSV files)")
-    files = csv_files(req.csv_path)
-    report = CleaningReport()
-    prepared = []
-    for path in files:  # read and check every file before writing anything
-        code = _csv_code(path, req.csv_symbol, len(files) > 1)
-        sym = read_csv_symbol(path, code, req.volume_unit, req.amount_unit)
-        daily, rep = clean_daily(sym.daily, code, str(path))
-        if req.start:
-            daily = daily[daily["trade_date"] >= pd.Timestamp(req.start)]
-        if req.end:
-            daily = daily[daily["trade_date"] <= pd.Timestamp(req.end)]
-        if daily.empty:
-            raise HeqisError(f"{path}: no rows inside {req.start or '…'}..{req.end or '…'}",
-                             hint="widen --start/--end")
-        report.merge(rep)
-        kind, board = classify(code) if TS_CODE.match(code) else ("stock", "main")
-        prepared.append((Instrument(code, kind, board), path, daily))
-
-    coverage = store.coverage() if store.exists() else {}
-    dates = pd.DatetimeIndex(sorted(set().union(*(set(d["trade_date"]) for _, _, d in prepared))))
-    first, last = dates[0], dates[-1]
-    days = pd.date_range(first, last, freq="D").astype("datetime64[ns]")
-    store.write_calendar(_merge_calendar(store, pd.DataFrame({"trade_date": days, "is_open": days.isin(dates)})))
-    sessions = store.sessions()
-    uni_rows = []
-    summaries = []
-    cache = CacheWriter(store, store.manifest(current=False) if store.exists() else None, req.features)
-    for n, (inst, path, daily) in enumerate(prepared):
-        progress(inst.ts_code, n, len(prepared))
-        bars = finish_bars(raw_bars(RawPieces(daily)))
-        store.write_bars(inst.ts_code, bars)
-        cache.after(inst.ts_code, bars, True)
-        coverage[inst.ts_code] = (bars["trade_date"].iloc[0].date(), bars["trade_date"].iloc[-1].date())
-        uni_rows.append({"ts_code": inst.ts_code, "name": path.stem, "kind": inst.kind, "board": inst.board,
-                         "list_date": bars["trade_date"].iloc[0], "list_status": "L"})
-        summaries.append(summarize(bars, inst, path.stem, sessions, True))
-        progress(inst.ts_code, n + 1, len(prepared))
-    uni = pd.DataFrame(uni_rows)
-    uni["list_date"] = uni["list_date"].astype("datetime64[ns]")
-    store.write_universe(_merge_universe(store, uni))
-    cal = store.read_calendar()
-    cal_cov = (cal["trade_date"].iloc[0].date(), cal["trade_date"].iloc[-1].date())
-    cache.others(store, {i.ts_code for i, _, _ in prepared}, False)
-    written = store.write_manifest("csv", False, coverage, cal_cov, {"watchlist": str(req.csv_path)},
-                                   cache.fingerprint())
-    return DataResult(
-        data_dir=str(store.root), source="csv", synthetic=False, watchlist=str(req.csv_path),
-        start=written["start"], end=written["end"], content_hash=written["content_hash"], api_calls=0,
-        retries=0, seconds=round(time.monotonic() - t0, 3), symbols=summaries, cleaning=report)
-
-
-__all__ = ["BAR_COLUMNS", "DataRequest", "DataResult", "run_data"]
+__all__ = ["BAR_COLUMNS", "DataRequest", "DataResult", "SymbolSummary", "feature_cache", "finish_bars", "run_data",
+           "summarize"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import pandas as pd
 
@@ -44,15 +46,40 @@ def to_dates(values: object) -> pd.Series:
     return s.dt.normalize().astype("datetime64[ns]")
 
 
+def _date_values(values: pd.Series) -> np.ndarray:
+    """``to_dates(values)`` as an array, without the round trip when the dates are stored-ready."""
+    arr = values.to_numpy()
+    if arr.dtype == np.dtype("datetime64[ns]"):
+        ints = arr.view(np.int64)
+        nat = ints == np.iinfo(np.int64).min
+        if not nat.any() and not (ints % 86_400_000_000_000).any():
+            return arr
+    return to_dates(values).to_numpy()
+
+
 def conform_bars(frame: pd.DataFrame, cols: tuple[str, ...] = BAR_COLUMNS) -> pd.DataFrame:
     """Order and type the columns exactly as stored; raises KeyError naming a missing column."""
     missing = [c for c in cols if c not in frame.columns]
     if missing:
         raise KeyError(f"bars lack column(s): {', '.join(missing)}")
-    out = frame.loc[:, list(cols)].copy()
-    out["trade_date"] = to_dates(out["trade_date"]).to_numpy()
+    return conform_columns({c: frame[c] for c in cols}, cols)
+
+
+def conform_columns(columns: Mapping[str, pd.Series | np.ndarray], cols: tuple[str, ...] = BAR_COLUMNS) -> pd.DataFrame:
+    """``conform_bars`` of a frame given as one array or Series per column (``cols`` must all be there).
+
+    One new frame from one array per column: the per-column ``astype`` and ``__setitem__`` this
+    replaces cost more than the rest of a symbol's import.
+    """
+    data: dict[str, np.ndarray] = {}
     for c in cols:
+        v = columns[c]
+        s = v if isinstance(v, pd.Series) else pd.Series(v)
         if c == "trade_date":
-            continue
-        out[c] = out[c].astype(bool) if c == "is_st" else out[c].astype(np.float64)
-    return out.reset_index(drop=True)
+            data[c] = _date_values(s)
+        elif c == "is_st":
+            data[c] = s.to_numpy().copy() if s.dtype == np.bool_ else s.astype(bool).to_numpy()
+        else:
+            data[c] = s.to_numpy(dtype=np.float64, copy=True) if s.dtype == np.float64 \
+                else s.astype(np.float64).to_numpy()
+    return pd.DataFrame(data)

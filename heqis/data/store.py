@@ -26,11 +26,14 @@ import contextlib
 import fcntl
 import hashlib
 import json
+import os
+import secrets
 from collections.abc import Iterator
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from heqis.data.schema import BAR_COLUMNS, FEATURE_CACHE_COLUMNS, UNIVERSE_COLUMNS
@@ -41,8 +44,60 @@ from heqis.fileio import atomic_write, sha256_file, write_json
 MANIFEST_VERSION = 2
 
 
-def atomic_write_parquet(path: Path, frame: pd.DataFrame) -> None:
-    atomic_write(path, lambda fh: frame.to_parquet(fh, index=False, engine="pyarrow", compression="zstd"))
+_SCHEMAS: dict[tuple, Any] = {}
+
+
+def _arrow_table(frame: pd.DataFrame) -> Any:
+    """``pa.Table.from_pandas(frame, preserve_index=False)`` for a frame of plain numpy columns.
+
+    The schema, pandas metadata included, depends only on the column names and dtypes, so it is
+    built once per layout and reused: building it is most of ``from_pandas``' cost on a small frame.
+    """
+    import pyarrow as pa
+
+    dtypes = tuple(frame.dtypes)
+    key = (tuple(frame.columns), dtypes)
+    if not all(isinstance(d, np.dtype) for d in dtypes) or not isinstance(frame.index, pd.RangeIndex):
+        return pa.Table.from_pandas(frame, preserve_index=False)
+    schema = _SCHEMAS.get(key)
+    if schema is None:
+        schema = _SCHEMAS[key] = pa.Table.from_pandas(frame.iloc[:0], preserve_index=False).schema
+    arrays = [pa.array(frame[c].to_numpy(), type=f.type, from_pandas=True)   # NaN → null, as from_pandas does
+              for c, f in zip(frame.columns, schema, strict=True)]
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def parquet_bytes(frame: pd.DataFrame) -> bytes:
+    """``frame.to_parquet(index=False, engine="pyarrow", compression="zstd")``, byte for byte, without
+    pandas' wrapper (which costs more than the encoding for a small frame)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    sink = pa.BufferOutputStream()
+    pq.write_table(_arrow_table(frame), sink, compression="zstd")
+    return sink.getvalue().to_pybytes()
+
+
+def atomic_write_parquet(path: Path, frame: pd.DataFrame, durable: bool = True) -> str:
+    """Write ``frame`` atomically; returns the file's sha256 (what the manifest records).
+
+    ``durable=False`` skips the fsyncs (the bulk writers' workers): the file still appears whole or
+    not at all, and the parent makes everything durable with one ``os.sync()`` before the manifest,
+    the store's commit point (``DataStore.write_manifest(sync=True)``).
+    """
+    payload = parquet_bytes(frame)
+    if durable:
+        atomic_write(path, payload)
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+        try:
+            tmp.write_bytes(payload)
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+    return hashlib.sha256(payload).hexdigest()
 
 
 class DataStore:
@@ -161,15 +216,17 @@ class DataStore:
         return pd.DatetimeIndex(cal.loc[cal["is_open"], "trade_date"])
 
     # -- writing -------------------------------------------------------------------------------
-    def write_bars(self, ts_code: str, bars: pd.DataFrame) -> None:
+    def write_bars(self, ts_code: str, bars: pd.DataFrame, durable: bool = True) -> str:
+        """Write one symbol's bars; returns the file's sha256."""
         if list(bars.columns) != list(BAR_COLUMNS):
             raise ValueError(f"bars for {ts_code} do not follow the stored schema")
-        atomic_write_parquet(self.bars_path(ts_code), bars)
+        return atomic_write_parquet(self.bars_path(ts_code), bars, durable)
 
-    def write_features(self, ts_code: str, features: pd.DataFrame) -> None:
+    def write_features(self, ts_code: str, features: pd.DataFrame, durable: bool = True) -> str:
+        """Write one symbol's feature cache; returns the file's sha256."""
         if list(features.columns) != list(FEATURE_CACHE_COLUMNS):
             raise ValueError(f"features for {ts_code} do not follow the cache schema")
-        atomic_write_parquet(self.features_path(ts_code), features)
+        return atomic_write_parquet(self.features_path(ts_code), features, durable)
 
     def write_calendar(self, cal: pd.DataFrame) -> None:
         atomic_write_parquet(self.root / "calendar.parquet", cal.reset_index(drop=True))
@@ -180,13 +237,22 @@ class DataStore:
 
     def write_manifest(self, source: str, synthetic: bool, coverage: dict[str, tuple[date, date]],
                        calendar_coverage: tuple[date, date] | None, extra: dict[str, Any],
-                       features: dict[str, Any] | None) -> dict[str, Any]:
-        """The manifest, written last; ``features`` is the cache's fingerprint (None: no cache)."""
+                       features: dict[str, Any] | None, known: dict[str, str] | None = None,
+                       sync: bool = False) -> dict[str, Any]:
+        """The manifest, written last; ``features`` is the cache's fingerprint (None: no cache).
+
+        ``known`` maps store-relative paths to the sha256 the writer got back from ``write_bars`` /
+        ``write_features`` in this run (under the lock), so those files are not read again; ``sync``
+        flushes every file written without fsync (``durable=False``) to disk before the manifest names it.
+        """
+        known = known or {}
+        if sync:
+            os.sync()
         files = self._hashes([*self.bars_dir.glob("*.parquet"), self.root / "calendar.parquet",
-                              self.root / "universe.parquet"])
+                              self.root / "universe.parquet"], known)
         content = hashlib.sha256("".join(f"{k}\0{v}\n" for k, v in files.items()).encode()).hexdigest()
-        cache = {"fingerprint": features, "files": self._hashes(list(self.features_dir.glob("*.parquet")))} \
-            if features else None
+        cache = {"fingerprint": features,
+                 "files": self._hashes(list(self.features_dir.glob("*.parquet")), known)} if features else None
         firsts = [c[0] for c in coverage.values()]
         lasts = [c[1] for c in coverage.values()]
         manifest = {
@@ -207,8 +273,16 @@ class DataStore:
         write_json(self.manifest_path, manifest)
         return manifest
 
-    def _hashes(self, paths: list[Path]) -> dict[str, str]:
-        return {str(p.relative_to(self.root)): sha256_file(p) for p in sorted(paths) if p.exists()}
+    def _hashes(self, paths: list[Path], known: dict[str, str] | None = None) -> dict[str, str]:
+        known = known or {}
+        out = {}
+        for p in sorted(paths):
+            rel = p.relative_to(self.root).as_posix()
+            if rel in known:
+                out[rel] = known[rel]
+            elif p.exists():
+                out[rel] = sha256_file(p)
+        return out
 
     def coverage(self) -> dict[str, tuple[date, date]]:
         if not self.exists():
