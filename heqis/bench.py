@@ -1,7 +1,9 @@
 """``heqis bench backends``: batch-1 latency and batch-64 throughput of every available backend.
 
 Same artifact set, same generator, same real windows (the artifact set's calibration windows) for
-every backend; unavailable backends are listed with the reason, not silently skipped.
+every backend; unavailable backends are listed with the reason, not silently skipped. Each backend's
+outputs on the same 64 windows are compared with ONNX Runtime's before it is timed
+(``agrees_with_onnxruntime``: within the export's parity tolerance, or 1e-2 at reduced precision).
 """
 
 from __future__ import annotations
@@ -28,6 +30,13 @@ class BackendTiming:
     max_ms: float
     throughput_per_s: float
     max_abs_diff_vs_onnxruntime: float
+    agrees_with_onnxruntime: bool
+
+
+def _tolerance(backend: str, variant: str) -> float:
+    """The export's parity tolerance (1e-4, heqis.export.onnx_export) for float32 engines; 1e-2 for the
+    reduced-precision ones (fp16 on CUDA, TensorRT engines, RKNN's NPU)."""
+    return 1e-4 if backend in ("onnxruntime", "torch") and "fp16" not in variant else 1e-2
 
 
 @dataclass
@@ -90,9 +99,10 @@ def bench_backends(artifact_dir: Path, generators: list[str] | None = None, back
                 except HeqisError as exc:
                     unavailable[backend] = f"{exc.message} — {exc.hint or INSTALL_HINTS[backend]}"
                     break
-                lat, throughput = time_predictor(predictor, windows, calls)
-                got = predictor.predict(windows[:64])
+                got = predictor.predict(windows[:64])       # outputs first, then the timing
                 diff = max(float(np.max(np.abs(a - b))) for a, b in zip(got, reference, strict=True))
+                lat, throughput = time_predictor(predictor, windows, calls)
                 rows.append(BackendTiming(backend, gid, variant, float(np.percentile(lat, 50)),
-                                          float(np.percentile(lat, 99)), float(lat.max()), throughput, diff))
+                                          float(np.percentile(lat, 99)), float(lat.max()), throughput, diff,
+                                          diff <= _tolerance(backend, variant)))
     return BenchResult(str(artifact_dir), calls, rows, unavailable)
