@@ -21,7 +21,7 @@ import pandas as pd
 from heqis.data.boards import TS_CODE, classify
 from heqis.data.build import Built, Context, Journal, Task, build_symbol, init_worker
 from heqis.data.cleaning import CleaningReport, clean_daily
-from heqis.data.pipeline import CSV_SYMBOL, DataRequest, DataResult, Progress, _merge_calendar, _merge_universe
+from heqis.data.request import CSV_SYMBOL, DataRequest, DataResult, Progress, _merge_calendar, _merge_universe
 from heqis.data.store import MANIFEST_VERSION, DataStore
 from heqis.data.watchlist import Instrument
 from heqis.errors import HeqisError

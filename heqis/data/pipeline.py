@@ -7,13 +7,9 @@ rows, which re-bases the adjusted prices whenever a new adjustment factor has ar
 
 from __future__ import annotations
 
-import re
 import shutil
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
-from pathlib import Path
 
 import pandas as pd
 
@@ -22,7 +18,8 @@ from heqis.data.assemble import RawPieces, merge_raw, raw_bars, st_mask
 from heqis.data.build import SymbolSummary, feature_cache, finish_bars, summarize
 from heqis.data.cleaning import CleaningReport, clean_daily
 from heqis.data.fetch import Fetcher, QueryApi
-from heqis.data.schema import BAR_COLUMNS, RAW_COLUMNS, UNIVERSE_COLUMNS
+from heqis.data.request import DataRequest, DataResult, Progress, _merge_calendar, _merge_universe
+from heqis.data.schema import BAR_COLUMNS, RAW_COLUMNS
 from heqis.data.store import MANIFEST_VERSION, DataStore
 from heqis.data.watchlist import Instrument, default_watchlist_text, load_watchlist, parse_watchlist
 from heqis.errors import HeqisError
@@ -30,59 +27,6 @@ from heqis.features.fingerprint import feature_fingerprint
 
 SOURCES = ("sample", "tushare", "csv", "synthetic")
 DEFAULT_TUSHARE_START = date(2018, 1, 1)
-CSV_SYMBOL = re.compile(r"^[A-Z0-9][A-Z0-9._-]{0,31}$")
-
-Progress = Callable[[str, int, int], None]  # (what, done, total)
-
-
-@dataclass
-class DataRequest:
-    """What the user asked ``heqis data`` for."""
-
-    source: str = "sample"
-    data_dir: Path = Path("heqis-data")
-    watchlist: Path | None = None
-    bundled_watchlist: bool = False   # ignore ./标的参考.txt and use the bundled list (the demo)
-    start: date | None = None
-    end: date | None = None
-    features: bool = True
-    replace: bool = False
-    csv_path: Path | None = None
-    csv_symbol: str | None = None
-    volume_unit: str = "shares"
-    amount_unit: str = "yuan"
-    symbols: int = 100                # --source synthetic: how many stocks (plus the benchmark index)
-    years: int = 7                    # --source synthetic: years up to ``end`` (default 2024-12-31)
-    planted_ic: float = 0.0           # --source synthetic: the planted daily IC (0: pure noise)
-    seed: int | None = None           # --source synthetic: None = the default seed
-    workers: int | None = None        # csv / synthetic: processes (None: the cores); sample, tushare: 1
-    cluster: str | None = None        # csv / synthetic: a Dask scheduler address, or "local"
-
-
-@dataclass
-class DataResult:
-    """What ``heqis data`` did; rendered as a table or ``--json``."""
-
-    data_dir: str
-    source: str
-    synthetic: bool
-    watchlist: str
-    start: str | None
-    end: str | None
-    content_hash: str
-    api_calls: int
-    retries: int
-    seconds: float
-    symbols: list[SymbolSummary]
-    cleaning: CleaningReport
-    notes: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict:
-        out = asdict(self)
-        out["cleaning"] = self.cleaning.to_dict()
-        return out
-
-
 def missing_spans(covered: tuple[date, date] | None, start: date, end: date) -> list[tuple[date, date]]:
     """The parts of [start, end] outside the covered range (at most one before, one after)."""
     if start > end:
@@ -159,22 +103,6 @@ def _prepare_store(store: DataStore, source: str, replace: bool) -> dict | None:
         raise HeqisError(f"{store.root} holds '{manifest.get('source')}' data; refusing to mix in '{source}' data",
                          hint="use another --data-dir, or add --replace to start this store over")
     return manifest
-
-
-def _merge_calendar(store: DataStore, new: pd.DataFrame) -> pd.DataFrame:
-    try:
-        old = store.read_calendar()
-    except HeqisError:
-        old = None
-    cal = new if old is None else pd.concat([old, new], ignore_index=True)
-    cal = cal.groupby("trade_date", as_index=False)["is_open"].max()
-    return cal.sort_values("trade_date").reset_index(drop=True)
-
-
-def _merge_universe(store: DataStore, new: pd.DataFrame) -> pd.DataFrame:
-    old = store.read_universe()
-    uni = pd.concat([old, new], ignore_index=True) if len(old) else new
-    return uni.drop_duplicates("ts_code", keep="last").loc[:, list(UNIVERSE_COLUMNS)]
 
 
 def make_api(req: DataRequest, settings: Settings, instruments: list[Instrument]) -> tuple[QueryApi, bool]:
