@@ -20,6 +20,7 @@ from numba import njit
 
 _TA_EPS = 1e-8  # TA-Lib's TA_IS_ZERO threshold
 _DBL_MAX = float(np.finfo(np.float64).max)  # what np.nan_to_num puts for +inf
+KDJ_SETTLE = 160  # bars of KDJ before the first row model_inputs_into writes (its seed is forgotten by then)
 
 
 @njit(cache=True)
@@ -251,8 +252,10 @@ def model_inputs_into(bars: np.ndarray, out: np.ndarray, cols: np.ndarray, ma_pe
     """Model inputs of the last ``out.shape[0]`` bars of ``bars`` [n, 7] float32, written into ``out``.
 
     One compiled call for everything ``heqis.features.inputs.model_inputs`` returns: forward
-    adjustment, the recursive indicators over every bar (their values depend on the whole history),
-    and only the last rows written, straight into their columns. ``cols`` maps the quantities in
+    adjustment, the recursive indicators over every bar (their values depend on the whole history;
+    KDJ, which forgets its seed within ~100 bars, from ``KDJ_SETTLE`` bars before the first row,
+    the moving averages over their own bars), and only the last rows written, straight into their
+    columns. ``cols`` maps the quantities in
     ``heqis.features.compute.KERNEL_ORDER`` to columns of ``out``. The arithmetic is the indicator
     functions above, called as they are: research and the brain get the same numbers as the
     stand-alone indicators.
@@ -307,16 +310,19 @@ def model_inputs_into(bars: np.ndarray, out: np.ndarray, cols: np.ndarray, ma_pe
             out[i - row0, cols[q]] = col[i]
         q += 1
     line, sig, hist = macd(close, macd_params[0], macd_params[1], macd_params[2])
-    k, d, j = kdj(high, low, close, kdj_params[0], kdj_params[1], kdj_params[2])
+    # KDJ forgets its seed fastest (weight ((m-1)/m)^t: (2/3)^160 ≈ 1e-28): started KDJ_SETTLE bars
+    # before the first row wanted, it gives the whole history's values to the last bit or two.
+    s = max(0, row0 - KDJ_SETTLE - (kdj_params[0] - 1))
+    k, d, j = kdj(high[s:], low[s:], close[s:], kdj_params[0], kdj_params[1], kdj_params[2])
     r = rsi(close, rsi_period)
     for i in range(row0, n):
         t = i - row0
         out[t, cols[q]] = line[i]
         out[t, cols[q + 1]] = sig[i]
         out[t, cols[q + 2]] = hist[i]
-        out[t, cols[q + 3]] = k[i]
-        out[t, cols[q + 4]] = d[i]
-        out[t, cols[q + 5]] = j[i]
+        out[t, cols[q + 3]] = k[i - s]
+        out[t, cols[q + 4]] = d[i - s]
+        out[t, cols[q + 5]] = j[i - s]
         out[t, cols[q + 6]] = r[i]
         out[t, cols[q + 7]] = close[i] / close[i - 1] - 1.0 if i > 0 else np.nan
         v = np.float64(bars[i, 5])        # turnover: unknown (NaN) counts as 0, like np.nan_to_num
