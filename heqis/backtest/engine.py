@@ -9,6 +9,7 @@ the share count on ex-dates, so dividends and bonus shares neither lose nor inve
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numba
@@ -228,7 +229,12 @@ _PLACEHOLDER_B = np.empty(1, dtype=np.bool_)
 
 
 def _kernel(threads: int):
+    """The serial kernel, or the threaded one on ``threads`` threads. Unless the user chose a threading
+    layer, threads come from numba's own work queue: OpenMP's spinning barriers cost ~0.1 s a call
+    on a machine whose cores are all busy (measured on a shared 2-core box)."""
     if threads > 1:
+        if "NUMBA_THREADING_LAYER" not in os.environ:
+            numba.config.THREADING_LAYER = "workqueue"      # read once, at the first threaded call
         numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
         return _cases_threads
     return _cases

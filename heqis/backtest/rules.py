@@ -18,6 +18,7 @@ import pandas as pd
 from heqis.errors import HeqisError, InvalidValue
 
 STAMP_DUTY_HALVED = date(2023, 8, 28)
+_STAMP_CUT = np.datetime64(STAMP_DUTY_HALVED, "ns")
 
 
 @dataclass(frozen=True)
@@ -55,8 +56,8 @@ class MarketRules:
         return self.stamp_duty_before if d < STAMP_DUTY_HALVED else self.stamp_duty_after
 
     def stamp_duty_array(self, dates: np.ndarray) -> np.ndarray:
-        cut = np.datetime64(STAMP_DUTY_HALVED, "ns")
-        return np.where(dates.astype("datetime64[ns]") < cut, self.stamp_duty_before, self.stamp_duty_after)
+        return np.where(np.asarray(dates, "datetime64[ns]") < _STAMP_CUT, self.stamp_duty_before,
+                        self.stamp_duty_after)
 
     def commission(self, value: float) -> float:
         return max(self.commission_rate * value, self.commission_min)
