@@ -22,10 +22,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from heqis.backtest.engine import SymbolRun, run_symbol, symbol_inputs
+from heqis.backtest.engine import SymbolInputs, SymbolRun, run_symbols, symbol_inputs
 from heqis.backtest.metrics import METRIC_NAMES, compute_metrics, max_drawdown
 from heqis.backtest.rules import MarketRules
-from heqis.backtest.signals import MODES, Predictions, align, predict, read_signal_file
+from heqis.backtest.signals import MODES, Inference, align, predict_needed, read_signal_file
 from heqis.data.store import DataStore, atomic_write_parquet
 from heqis.errors import HeqisError
 from heqis.features.fingerprint import require_features
@@ -84,19 +84,40 @@ class SegmentRunner:
             self._bars[code] = self.store.read_bars(code)
         return self._bars[code]
 
-    def run(self, code: str, signals: pd.Series, start: pd.Timestamp | None,
-            end: pd.Timestamp | None) -> tuple[SymbolRun, SymbolRun, dict[str, float]]:
+    def forget(self, code: str) -> None:
+        """Drop a symbol's cached bars (a run over hundreds of symbols keeps one at a time)."""
+        self._bars.pop(code, None)
+
+    def inputs(self, code: str, start: pd.Timestamp | None, end: pd.Timestamp | None) -> SymbolInputs:
+        """The engine's arrays of ``code`` over [start, end] (HeqisError when no session is left)."""
         inp = symbol_inputs(self.bars(code), self.sessions, code, self.universe.kinds.get(code, "stock"),
                             self.universe.boards.get(code, "main"), self.universe.list_dates.get(code),
                             self.rules, start, end)
         if not len(inp.dates):
             raise HeqisError(f"{code}: no sessions between {start} and {end}")
-        strategy = run_symbol(inp, align(signals, inp.dates), self.rules)
-        hold = np.zeros(len(inp.dates), dtype=np.int64)
-        hold[0] = 1
-        buy_hold = run_symbol(inp, hold, self.rules)
+        return inp
+
+    def run(self, code: str, signals: pd.Series, start: pd.Timestamp | None,
+            end: pd.Timestamp | None) -> tuple[SymbolRun, SymbolRun, dict[str, float]]:
+        inp = self.inputs(code, start, end)
+        strategy, buy_hold = run_symbols([inp, inp], [align(signals, inp.dates), buy_and_hold(inp)], self.rules)
         return strategy, buy_hold, compute_metrics(strategy, self.rules.initial_cash, self.rules.periods_per_year,
                                                    buy_hold)
+
+
+def buy_and_hold(inp: SymbolInputs) -> np.ndarray:
+    """Buy at the first session's close decision (filled at the next open), then keep."""
+    hold = np.zeros(len(inp.dates), dtype=np.int64)
+    hold[0] = 1
+    return hold
+
+
+def on_sessions(pred_dates: np.ndarray, values: np.ndarray, sessions: np.ndarray) -> np.ndarray:
+    """``align`` for sorted unique prediction dates in numpy: one signal per session, 0 where none."""
+    if not len(pred_dates):
+        return np.zeros(len(sessions), dtype=np.int64)
+    pos = np.minimum(np.searchsorted(pred_dates, sessions), len(pred_dates) - 1)
+    return np.where(pred_dates[pos] == sessions, values[pos], 0).astype(np.int64)
 
 
 def _frames(code: str, segment: str, strategy: SymbolRun, buy_hold: SymbolRun, generator: str,
@@ -163,10 +184,55 @@ def open_run_models(run: RunFolder, data_dir: Path | None) -> tuple[DataStore, d
     return store, models
 
 
+def backtest_symbol(code: str, runner: SegmentRunner, inference: Inference, scalers: dict[str, Scaler],
+                    segments: dict[str, tuple[pd.Timestamp, pd.Timestamp]], score: str
+                    ) -> tuple[dict[str, Any], list[dict[str, Any]], list[pd.DataFrame], list[pd.DataFrame]]:
+    """One symbol of ``backtest_run``: (best row, candidate rows, equity frames, trade frames).
+
+    Only the windows whose decision date is a session of select or test are predicted (a signal
+    decided at a session's close fills at the next open inside the same segment, or never); every
+    generator × mode × segment and buy-and-hold once per segment go through one ``run_symbols`` call.
+    """
+    rules = runner.rules
+    names = ("select", "test")
+    inputs = {seg: runner.inputs(code, *segments[seg]) for seg in names}
+    preds = predict_needed(inference, scalers, runner.bars(code),
+                           np.concatenate([inputs[seg].dates for seg in names]))
+    cases = [(gid, mode, seg) for gid in preds for mode in MODES for seg in names]
+    signals = {(gid, mode): pred.signals_array(mode, rules.regression_threshold) for gid, pred in preds.items()
+               for mode in MODES}
+    runs = run_symbols([inputs[seg] for *_, seg in cases] + [inputs[seg] for seg in names],
+                       [on_sessions(preds[gid].dates, signals[gid, mode], inputs[seg].dates)
+                        for gid, mode, seg in cases] + [buy_and_hold(inputs[seg]) for seg in names], rules)
+    holds = dict(zip(names, runs[len(cases):], strict=True))
+    results: dict[tuple[str, str], dict[str, tuple[SymbolRun, SymbolRun, dict[str, float]]]] = {}
+    cand_rows = []
+    for (gid, mode, seg), strategy in zip(cases, runs, strict=False):
+        metrics = compute_metrics(strategy, rules.initial_cash, rules.periods_per_year, holds[seg])
+        results.setdefault((gid, mode), {})[seg] = (strategy, holds[seg], metrics)
+        cand_rows.append({"symbol": code, "generator": gid, "mode": mode, "segment": seg, **metrics})
+    scored = [(per["select"][2][score], per["select"][2]["total_return"], gid, mode, per)
+              for (gid, mode), per in results.items()]
+    scored.sort(key=lambda s: (-s[0], -s[1], s[2], s[3]))   # best select score; ties: return, then name
+    _, _, gid, mode, per_segment = scored[0]
+    best = {"symbol": code, "generator": gid, "mode": mode,
+            **{k: per_segment["test"][2][k] for k in METRIC_NAMES},
+            **{f"select_{k}": per_segment["select"][2][k] for k in METRIC_NAMES}}
+    equities, trades = [], []
+    for segment, (strategy, hold, _) in per_segment.items():
+        eq, tr = _frames(code, segment, strategy, hold, gid, mode)
+        equities.append(eq)
+        trades.append(tr)
+    return best, cand_rows, equities, trades
+
+
 def backtest_run(run_dir: Path, data_dir: Path | None = None, rules: MarketRules | None = None,
                  score: str = "sharpe", out: Path | None = None,
-                 progress: Callable[[str, int, int], None] | None = None) -> BacktestResult:
-    """Backtest every generator × mode of a training run; choose on ``select``, report on ``test``."""
+                 progress: Callable[[str, int, int], None] | None = None,
+                 inference_backend: str = "auto") -> BacktestResult:
+    """Backtest every generator × mode of a training run; choose on ``select``, report on ``test``.
+
+    ``inference_backend``: ``auto`` | ``onnxruntime`` | ``torch`` (``signals.Inference``)."""
     if score not in SCORES:
         raise HeqisError(f"unknown score '{score}'", hint=f"use one of: {', '.join(SCORES)}")
     rules = rules or MarketRules()
@@ -178,32 +244,17 @@ def backtest_run(run_dir: Path, data_dir: Path | None = None, rules: MarketRules
     universe = Universe.of(store)
     symbols = tradable(manifest["symbols"], universe)
     runner = SegmentRunner(store, rules, universe)
+    inference = Inference(models, inference_backend)
+    scalers = {gid: scaler for gid, (_, scaler) in models.items()}
     best_rows, cand_rows, trades, equities = [], [], [], []
     for n, code in enumerate(symbols):
         progress(code, n, len(symbols))
-        preds: dict[str, Predictions] = {gid: predict(m, scaler, runner.bars(code)) for gid, (m, scaler) in
-                                         models.items()}
-        scored = []
-        for gid, pred in preds.items():
-            for mode in MODES:
-                signals = pred.signals(mode, rules.regression_threshold)
-                per_segment = {}
-                for segment in ("select", "test"):
-                    a, b = segments[segment]
-                    strategy, hold, metrics = runner.run(code, signals, a, b)
-                    per_segment[segment] = (strategy, hold, metrics)
-                    cand_rows.append({"symbol": code, "generator": gid, "mode": mode, "segment": segment, **metrics})
-                scored.append((per_segment["select"][2][score], per_segment["select"][2]["total_return"], gid, mode,
-                               per_segment))
-        scored.sort(key=lambda s: (-s[0], -s[1], s[2], s[3]))   # best select score; ties: return, then name
-        _, _, gid, mode, per_segment = scored[0]
-        best_rows.append({"symbol": code, "generator": gid, "mode": mode,
-                          **{k: per_segment["test"][2][k] for k in METRIC_NAMES},
-                          **{f"select_{k}": per_segment["select"][2][k] for k in METRIC_NAMES}})
-        for segment, (strategy, hold, _) in per_segment.items():
-            eq, tr = _frames(code, segment, strategy, hold, gid, mode)
-            equities.append(eq)
-            trades.append(tr)
+        best, cands, eq, tr = backtest_symbol(code, runner, inference, scalers, segments, score)
+        best_rows.append(best)
+        cand_rows.extend(cands)
+        equities.extend(eq)
+        trades.extend(tr)
+        runner.forget(code)
         progress(code, n + 1, len(symbols))
     if not best_rows:
         raise HeqisError(f"{run_dir}: no tradable symbol in the run (indices are only benchmarks)")

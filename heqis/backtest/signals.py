@@ -1,5 +1,10 @@
 """Signals: from a training run (batched inference of every generator, two modes) or from a file.
 
+``heqis backtest RUN`` predicts only the windows whose decision date it simulates (``needed_windows``),
+with each look-back's windows built once per symbol, through ``Inference``: ONNX Runtime over an
+in-memory export of each generator on CPU (measured faster than eager torch there), torch on CUDA
+when a GPU is present, eager torch when ONNX is not installed.
+
 A signal is decided at a session's close: 1 = buy / stay long, -1 = sell / stay flat, 0 = keep.
 Modes turn one generator's outputs into signals: ``cls`` maps argmax over [down, flat, up] to
 [-1, 0, 1]; ``reg`` compares the predicted next-day return with ±threshold.
@@ -7,8 +12,12 @@ Modes turn one generator's outputs into signals: ``cls`` maps argmax over [down,
 
 from __future__ import annotations
 
+import io
+import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -17,10 +26,14 @@ import torch
 from heqis.actions import MODES, to_signals
 from heqis.data.store import DataStore
 from heqis.errors import HeqisError
-from heqis.features.transform import Scaler
-from heqis.features.windows import inference_windows
+from heqis.features.transform import Scaler, scale_free
+from heqis.features.windows import inference_windows, research_inputs
 
-__all__ = ["MODES", "Predictions", "align", "predict", "read_signal_file", "to_signals"]
+__all__ = ["MODES", "Inference", "Predictions", "align", "needed_windows", "predict", "predict_needed",
+           "read_signal_file", "to_signals"]
+INFERENCE_BACKENDS = ("auto", "onnxruntime", "torch")
+OPSET = 17           # the artifact export's opset (heqis.export.onnx_export)
+ORT_BATCH = 256      # ONNX Runtime on 2 CPU threads: the transformer is fastest near 256 (benchmarks/backtest_run.py)
 
 
 @dataclass
@@ -32,7 +45,10 @@ class Predictions:
     cls_logits: np.ndarray     # [N, 3]
 
     def signals(self, mode: str, threshold: float) -> pd.Series:
-        return pd.Series(to_signals(self.reg_return, self.cls_logits, mode, threshold), index=self.dates)
+        return pd.Series(self.signals_array(mode, threshold), index=self.dates)
+
+    def signals_array(self, mode: str, threshold: float) -> np.ndarray:
+        return to_signals(self.reg_return, self.cls_logits, mode, threshold)
 
 
 @torch.no_grad()
@@ -48,6 +64,118 @@ def predict(model: torch.nn.Module, scaler: Scaler, bars: pd.DataFrame, batch: i
         regs.append(reg.squeeze(1).double().numpy())
         logits.append(cls.double().numpy())
     return Predictions(dates, scaler.inverse_y(np.concatenate(regs)), np.concatenate(logits))
+
+
+def needed_windows(bars: pd.DataFrame, values: np.ndarray, window: int, dates: np.ndarray,
+                   inputs: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """``inference_windows`` restricted to the windows ending on ``dates`` (sorted datetime64[ns]),
+    from the symbol's ``research_inputs`` ``values``: the same rows, bit for bit, as predicting every
+    window and keeping those dates (``scale_free`` works window by window)."""
+    all_dates = bars["trade_date"].to_numpy(dtype="datetime64[ns]")
+    n, n_f = values.shape
+    if n < window:
+        return np.zeros((0, window, n_f), np.float32), all_dates[:0]
+    bad = (~np.isfinite(values).all(axis=1)).astype(np.int64)
+    bad_cum = np.concatenate(([0], np.cumsum(bad)))
+    ends = np.arange(window - 1, n)
+    ends = ends[(bad_cum[ends + 1] - bad_cum[ends + 1 - window]) == 0]
+    ends = ends[np.isin(all_dates[ends], dates)]
+    view = np.lib.stride_tricks.sliding_window_view(values, window, axis=0)
+    x = scale_free(np.swapaxes(view[ends - window + 1], 1, 2), inputs).astype(np.float32)
+    return x, all_dates[ends]
+
+
+def _export_bytes(model: torch.nn.Module, window: int, n_features: int) -> bytes:
+    """The generator as ONNX in memory, exported the way ``heqis export`` does (TorchScript exporter,
+    opset 17, dynamic batch). The raw generator, not ``ExportModule``: the backtest undoes the target
+    scaling in float64 with the scaler, exactly as the torch path does."""
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer warnings about Python-level shape arithmetic
+        torch.onnx.export(model.eval(), (torch.zeros(2, window, n_features),), buf, dynamo=False,
+                          opset_version=OPSET, input_names=["input"], output_names=["output_reg", "output_cls"],
+                          do_constant_folding=True, dynamic_axes={"input": {0: "batch"}, "output_reg": {0: "batch"},
+                                                                  "output_cls": {0: "batch"}})
+    return buf.getvalue()
+
+
+class Inference:
+    """Batched forward passes of a run's generators: ``run(gid, x_scaled) -> (reg, logits)`` float64.
+
+    ``backend``: ``onnxruntime`` (in-memory export, CPU), ``torch`` (no-grad, CUDA when present) or
+    ``auto`` = torch on a GPU, else ONNX Runtime when onnx and onnxruntime import, else torch.
+    """
+
+    def __init__(self, models: dict[str, tuple[Any, Scaler]], backend: str = "auto") -> None:
+        if backend not in INFERENCE_BACKENDS:
+            raise HeqisError(f"unknown inference backend '{backend}'",
+                             hint=f"use one of: {', '.join(INFERENCE_BACKENDS)}")
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if backend == "auto":
+            backend = "torch" if self.device.type == "cuda" or not _ort_available() else "onnxruntime"
+        self.backend = backend
+        self.models = {gid: m.to(self.device) if backend == "torch" else m for gid, (m, _) in models.items()}
+        self.sessions: dict[str, Any] = {}
+        if backend == "onnxruntime":
+            import onnxruntime as ort
+
+            opts = ort.SessionOptions()
+            opts.log_severity_level = 3
+            opts.intra_op_num_threads = torch.get_num_threads()
+            for gid, (model, scaler) in models.items():
+                self.sessions[gid] = ort.InferenceSession(
+                    _export_bytes(model, scaler.window, len(scaler.inputs)), sess_options=opts,
+                    providers=["CPUExecutionProvider"])
+
+    def run(self, gid: str, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Raw outputs for scaled windows ``x`` [N, W, F] float32: (scaled regression [N], logits [N, 3])."""
+        if not len(x):
+            return np.zeros(0), np.zeros((0, 3))
+        regs, logits = [], []
+        if self.backend == "onnxruntime":
+            session = self.sessions[gid]
+            for start in range(0, len(x), ORT_BATCH):
+                reg, cls = session.run(["output_reg", "output_cls"], {"input": x[start:start + ORT_BATCH]})
+                regs.append(reg[:, 0].astype(np.float64))
+                logits.append(cls.astype(np.float64))
+        else:
+            with torch.no_grad():
+                xs = torch.from_numpy(x)
+                for start in range(0, len(x), 4096):
+                    reg, cls = self.models[gid](xs[start:start + 4096].to(self.device))
+                    regs.append(reg.squeeze(1).double().cpu().numpy())
+                    logits.append(cls.double().cpu().numpy())
+        return np.concatenate(regs), np.concatenate(logits)
+
+
+def _ort_available() -> bool:
+    try:
+        import onnx  # noqa: F401  (torch.onnx.export needs it)
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def predict_needed(inference: Inference, scalers: dict[str, Scaler], bars: pd.DataFrame,
+                   dates: Iterable[np.datetime64] | np.ndarray) -> dict[str, Predictions]:
+    """Every generator's predictions for one symbol on the decision ``dates`` only: ``research_inputs``
+    once, the windows once per look-back length, the scaled windows once per distinct scaler."""
+    wanted = np.unique(np.asarray(dates, dtype="datetime64[ns]"))
+    values = research_inputs(bars, next(iter(scalers.values())).inputs)
+    windows: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    scaled: dict[tuple[int, bytes, bytes], np.ndarray] = {}
+    out = {}
+    for gid, scaler in scalers.items():
+        if scaler.window not in windows:
+            windows[scaler.window] = needed_windows(bars, values, scaler.window, wanted, scaler.inputs)
+        x, when = windows[scaler.window]
+        key = (scaler.window, scaler.x_scale.tobytes(), scaler.x_min.tobytes())
+        if key not in scaled:
+            scaled[key] = scaler.transform(x)
+        reg, logits = inference.run(gid, scaled[key])
+        out[gid] = Predictions(when, scaler.inverse_y(reg), logits)
+    return out
 
 
 SIGNAL_COLUMNS = {"symbol": ("symbol", "ts_code", "code"), "trade_date": ("trade_date", "date", "datetime"),
