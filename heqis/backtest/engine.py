@@ -371,8 +371,7 @@ def _trade_columns(raw: np.ndarray, dates: np.ndarray, first: np.ndarray, last: 
 def _frame(symbol: str, columns: dict[str, np.ndarray], lo: int, hi: int) -> pd.DataFrame:
     if hi == lo:
         return pd.DataFrame([], columns=list(TRADE_COLUMNS))
-    return pd.DataFrame({"symbol": [symbol] * (hi - lo), **{k: v[lo:hi] for k, v in columns.items()}},
-                        columns=list(TRADE_COLUMNS))
+    return pd.DataFrame({"symbol": [symbol] * (hi - lo), **{k: v[lo:hi] for k, v in columns.items()}})
 
 
 def _last_close(close: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
@@ -430,12 +429,14 @@ def run_symbols(inputs: list[SymbolInputs], signals: list[np.ndarray], rules: Ma
     case = raw[:, 8].astype(np.int64)
     ends = bases + lengths
     cols = _trade_columns(raw, dates, bases[case], ends[case] - 1, _last_close(close, bases, ends)[case])
+    # one frame for the batch, cut per case: a DataFrame per case costs milliseconds, a row slice a tenth
+    table = pd.DataFrame({"symbol": np.repeat(np.array([i.symbol for i in inputs], dtype=object), counts), **cols})
     row = np.zeros(m + 1, dtype=np.int64)
     np.cumsum(counts, out=row[1:])
     out = []
     for c, inp in enumerate(inputs):
         lo, hi = bases[c], bases[c] + lengths[c]
-        out.append(SymbolRun(inp.symbol, inp.dates, equity[lo:hi], held[lo:hi], _frame(inp.symbol, cols, row[c],
-                                                                                        row[c + 1]),
+        frame = table.iloc[row[c]:row[c + 1]].reset_index(drop=True) if counts[c] else _frame(inp.symbol, cols, 0, 0)
+        out.append(SymbolRun(inp.symbol, inp.dates, equity[lo:hi], held[lo:hi], frame,
                              dict(zip(COUNTER_NAMES, (int(x) for x in counters[c]), strict=True))))
     return out
