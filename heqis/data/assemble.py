@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from heqis.data.schema import ADJUSTED_PRICES, RAW_COLUMNS, RAW_PRICES, conform_columns, to_dates
+from heqis.data.schema import ADJUSTED_PRICES, RAW_COLUMNS, RAW_PRICES, _date_values, conform_columns, to_dates
 from heqis.features.adjust import filled_factors, forward_adjust_prices
 
 
@@ -51,29 +51,40 @@ def st_mask(dates: pd.Series, names: pd.DataFrame | None) -> np.ndarray:
     return out
 
 
+def _numbers(daily: pd.DataFrame, column: str) -> np.ndarray:
+    """``pd.to_numeric(daily[column])`` as float64, without the call when the column is float64 already."""
+    s = daily[column]
+    return s.to_numpy(dtype=np.float64, copy=True) if s.dtype == np.float64 \
+        else pd.to_numeric(s).to_numpy(dtype=np.float64)
+
+
+def _side(table: pd.DataFrame | None, column: str, idx: pd.Series, source: str | None = None) -> np.ndarray:
+    if table is None or table.empty or (source or column) not in table:
+        return np.full(len(idx), np.nan)      # what reindexing an empty series gives
+    return _by_date(table, column, source).reindex(idx).to_numpy()
+
+
 def raw_bars(pieces: RawPieces) -> pd.DataFrame:
     """The raw columns of the store (RAW_COLUMNS) from cleaned ``daily`` plus the side tables."""
     daily = pieces.daily
-    dates = to_dates(daily["trade_date"])
-    out = pd.DataFrame({"trade_date": dates.to_numpy()})
+    dates = pd.Series(_date_values(daily["trade_date"]))
+    out: dict[str, np.ndarray | float] = {"trade_date": dates.to_numpy()}
     for raw, col in zip(RAW_PRICES, ("open", "high", "low", "close"), strict=True):
-        out[raw] = pd.to_numeric(daily[col]).to_numpy(dtype=np.float64)
-    out["pre_close_raw"] = pd.to_numeric(daily["pre_close"]).to_numpy(dtype=np.float64) \
-        if "pre_close" in daily else out["close_raw"].shift(1).to_numpy()
-    out["vol"] = pd.to_numeric(daily["vol"]).to_numpy(dtype=np.float64)
-    out["amount"] = pd.to_numeric(daily["amount"]).to_numpy(dtype=np.float64) \
-        if "amount" in daily else np.nan
-    pre = out["pre_close_raw"]
-    out["pct_chg"] = pd.to_numeric(daily["pct_chg"]).to_numpy(dtype=np.float64) if "pct_chg" in daily \
-        else ((out["close_raw"] - pre) / pre * 100.0).to_numpy()
-    idx = out["trade_date"]
-    out["adj_factor"] = _by_date(pieces.adj, "adj_factor").reindex(idx).to_numpy() \
-        if pieces.adj is not None else 1.0
-    out["up_limit"] = _by_date(pieces.limit, "up_limit").reindex(idx).to_numpy()
-    out["down_limit"] = _by_date(pieces.limit, "down_limit").reindex(idx).to_numpy()
-    out["turnover"] = _by_date(pieces.basic, "turnover", "turnover_rate").reindex(idx).to_numpy()
-    out["is_st"] = st_mask(idx, pieces.names)
-    return out.loc[:, list(RAW_COLUMNS)]
+        out[raw] = _numbers(daily, col)
+    close = out["close_raw"]
+    pre = _numbers(daily, "pre_close") if "pre_close" in daily \
+        else np.concatenate(([np.nan], close[:-1]))  # type: ignore[index]
+    out["pre_close_raw"] = pre
+    out["vol"] = _numbers(daily, "vol")
+    out["amount"] = _numbers(daily, "amount") if "amount" in daily else np.full(len(dates), np.nan)
+    out["pct_chg"] = _numbers(daily, "pct_chg") if "pct_chg" in daily else (close - pre) / pre * 100.0
+    out["adj_factor"] = _side(pieces.adj, "adj_factor", dates) if pieces.adj is not None \
+        else np.ones(len(dates))
+    out["up_limit"] = _side(pieces.limit, "up_limit", dates)
+    out["down_limit"] = _side(pieces.limit, "down_limit", dates)
+    out["turnover"] = _side(pieces.basic, "turnover", dates, "turnover_rate")
+    out["is_st"] = st_mask(dates, pieces.names)
+    return pd.DataFrame(out).loc[:, list(RAW_COLUMNS)]
 
 
 def merge_raw(old: pd.DataFrame | None, new: pd.DataFrame) -> pd.DataFrame:

@@ -59,6 +59,15 @@ class CleaningReport:
         }
 
 
+def _parse_dates(raw: pd.Series) -> pd.Series:
+    """``pd.to_datetime(format="mixed", errors="coerce")``; a column all in one of the two formats sources
+    use (2024-01-31, 20240131) is parsed with that format, many times faster and to the same dates."""
+    for pattern, fmt in ((r"\d{4}-\d{2}-\d{2}", "%Y-%m-%d"), (r"\d{8}", "%Y%m%d")):
+        if len(raw) and bool(raw.str.fullmatch(pattern).all()):
+            return pd.to_datetime(raw, format=fmt, errors="coerce")
+    return pd.to_datetime(raw, format="mixed", errors="coerce")
+
+
 def clean_daily(df: pd.DataFrame, symbol: str, origin: str) -> tuple[pd.DataFrame, CleaningReport]:
     """Sorted, de-duplicated, valid bars (``trade_date`` as datetime64[ns]) and what was dropped.
 
@@ -71,7 +80,7 @@ def clean_daily(df: pd.DataFrame, symbol: str, origin: str) -> tuple[pd.DataFram
         return df.assign(trade_date=pd.Series(dtype="datetime64[ns]")), report
     work = df.reset_index(drop=True)
     raw_dates = work["trade_date"].astype(str)
-    parsed = pd.to_datetime(raw_dates, format="mixed", errors="coerce")
+    parsed = _parse_dates(raw_dates)
     numbers = {c: pd.to_numeric(work[c], errors="coerce").to_numpy(dtype=np.float64) if c in work
                else np.full(len(work), np.nan) for c in (*PRICE_COLS, "vol")}
     dates = parsed.to_numpy(dtype="datetime64[ns]").astype(np.int64)   # NaT -> NO_DATE

@@ -53,6 +53,26 @@ def _rename(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
     return frame.rename(columns=mapping)[[c for c in ALIASES if c in mapping.values()]]
 
 
+def _numbers(text: pd.Series) -> pd.Series:
+    """Numbers from text, thousands separators dropped, anything else unreadable → NaN (a cleaning reason).
+
+    Plain decimals (the common case) are parsed by Arrow in one call (correctly rounded, as pandas is);
+    a column with anything else takes ``pd.to_numeric(errors="coerce")``.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if isinstance(text.array, pd.arrays.ArrowStringArray):
+        arrow = pa.array(text.array)                   # pandas' own Arrow storage, no copy
+        arrow = arrow.combine_chunks() if isinstance(arrow, pa.ChunkedArray) else arrow
+        if pc.all(pc.match_substring_regex(arrow, r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")).as_py() is not False:
+            integral = pc.all(pc.match_substring_regex(arrow, r"^[+-]?\d+$")).as_py() is not False
+            values = pc.cast(arrow, pa.int64() if integral else pa.float64())
+            return pd.Series(values.to_numpy(zero_copy_only=False), index=text.index) if values.null_count == 0 \
+                else pd.to_numeric(text.str.replace(",", "", regex=False), errors="coerce")
+    return pd.to_numeric(text.str.replace(",", "", regex=False), errors="coerce")
+
+
 def read_csv_symbol(path: Path, ts_code: str, volume_unit: str = "shares",
                     amount_unit: str = "yuan") -> CsvSymbol:
     """Read one CSV; raises a HeqisError naming the file (and row) when it cannot be used."""
@@ -71,7 +91,7 @@ def read_csv_symbol(path: Path, ts_code: str, volume_unit: str = "shares",
     frame.insert(0, "_row", range(2, len(frame) + 2))
     for c in ("open", "high", "low", "close", "vol", "amount"):
         if c in frame:
-            frame[c] = pd.to_numeric(frame[c].str.replace(",", "", regex=False), errors="coerce")
+            frame[c] = _numbers(frame[c])
     if volume_unit == "shares":
         frame["vol"] = frame["vol"] / 100.0
     if "amount" in frame and amount_unit == "yuan":

@@ -1,0 +1,104 @@
+"""``heqis data`` in parallel: the same store from K processes, from a Dask local cluster and from one
+process, and a run interrupted mid-way resumes without losing or duplicating a symbol."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from heqis.config import load_settings
+from heqis.data.pipeline import DataRequest, run_data
+from heqis.data.sources.synthetic import SyntheticPanel
+from heqis.data.store import DataStore
+from heqis.errors import HeqisError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _files(root: Path) -> dict[str, str]:
+    manifest = DataStore(root).require_current()
+    return {**manifest["files"], **manifest["features"]["files"]}
+
+
+def _csv_folder(folder: Path, symbols: int) -> Path:
+    folder.mkdir()
+    panel = SyntheticPanel(symbols, years=1, seed=3)
+    for inst in panel.instruments():
+        raw, _ = panel.build(inst)
+        out = raw.rename(columns={"trade_date": "date", "open_raw": "open", "high_raw": "high",
+                                  "low_raw": "low", "close_raw": "close"})
+        out["volume"] = (out["vol"] * 100).round(0)
+        out["amount"] = (out["amount"] * 1000).round(2)
+        out["date"] = out["date"].dt.strftime("%Y-%m-%d")
+        out[["date", "open", "high", "low", "close", "volume", "amount"]].to_csv(folder / f"{inst.ts_code}.csv",
+                                                                                 index=False)
+    return folder
+
+
+def test_two_processes_write_the_store_one_process_writes(tmp_path):
+    one = run_data(DataRequest(source="synthetic", data_dir=tmp_path / "one", symbols=24, years=1, workers=1),
+                   load_settings())
+    two = run_data(DataRequest(source="synthetic", data_dir=tmp_path / "two", symbols=24, years=1, workers=2),
+                   load_settings())
+    assert one.content_hash == two.content_hash
+    assert _files(tmp_path / "one") == _files(tmp_path / "two")           # the feature cache too
+    assert [s.ts_code for s in one.symbols] == [s.ts_code for s in two.symbols]
+    assert DataStore(tmp_path / "two").verify() == []
+
+
+def test_csv_on_a_dask_local_cluster_gives_the_one_process_store(tmp_path):
+    pytest.importorskip("distributed")
+    folder = _csv_folder(tmp_path / "csv", 5)
+    one = run_data(DataRequest(source="csv", csv_path=folder, data_dir=tmp_path / "one", workers=1), load_settings())
+    dask = run_data(DataRequest(source="csv", csv_path=folder, data_dir=tmp_path / "dask", workers=1,
+                                cluster="local"), load_settings())
+    assert one.content_hash == dask.content_hash
+    assert _files(tmp_path / "one") == _files(tmp_path / "dask")
+    assert len(one.symbols) == 6
+
+
+def test_a_bad_csv_file_stops_the_run_before_anything_is_written(tmp_path):
+    folder = _csv_folder(tmp_path / "csv", 3)
+    (folder / "BAD.csv").write_text("date,open,high\n2024-01-02,1,2\n", encoding="utf-8")
+    with pytest.raises(HeqisError, match=r"BAD\.csv"):
+        run_data(DataRequest(source="csv", csv_path=folder, data_dir=tmp_path / "store", workers=2), load_settings())
+    assert not (tmp_path / "store" / "bars").exists()
+
+
+def test_an_interrupted_run_resumes_without_losing_or_duplicating_a_symbol(tmp_path):
+    root = tmp_path / "store"
+    cmd = [sys.executable, "-m", "heqis", "data", "-s", "synthetic", "--symbols", "80", "--years", "1",
+           "--workers", "1", "-d", str(root), "--json"]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    journal = root / ".partial" / "journal.jsonl"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        if journal.exists() and len(journal.read_text(encoding="utf-8").splitlines()) > 10:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it could be interrupted"
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=120)
+    assert proc.returncode != 0
+    assert not (root / "manifest.json").exists()                      # the manifest is written last
+    done = len(journal.read_text(encoding="utf-8").splitlines()) - 1
+    assert 10 <= done < 81
+
+    resumed = run_data(DataRequest(source="synthetic", data_dir=root, symbols=80, years=1, workers=1),
+                       load_settings())
+    assert any(f"{done} of 81 symbols were already built" in n for n in resumed.notes), resumed.notes
+    manifest = json.loads((root / "manifest.json").read_text(encoding="utf-8"))
+    assert len(manifest["symbols"]) == len(set(manifest["symbols"])) == 81
+    assert DataStore(root).verify() == [] and not journal.exists()
+    fresh = run_data(DataRequest(source="synthetic", data_dir=tmp_path / "fresh", symbols=80, years=1, workers=1),
+                     load_settings())
+    assert resumed.content_hash == fresh.content_hash
+    assert _files(root) == _files(tmp_path / "fresh")
