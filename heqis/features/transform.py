@@ -69,11 +69,21 @@ class Scaler:
 
     @classmethod
     def fit(cls, train: Any, window: int, flat_band: float, fitted_on: dict[str, str]) -> Scaler:
-        """Fit on a WindowSet of the training segment (``x`` [N, W, F], ``y_reg`` [N], ``inputs``)."""
+        """Fit on the training segment's windows: ``y_reg`` [N], ``inputs``, and either ``x_chunks()``
+        (a ``WindowIndex``: streamed, so the fit never holds every window at once) or ``x`` [N, W, F].
+
+        Min and max are exact in any dtype and any chunking, so streaming fits the same numbers.
+        """
         if not len(train):
             raise HeqisError("the training segment holds no windows", hint="fetch more history")
-        flat = train.x.reshape(-1, train.x.shape[-1]).astype(np.float64)
-        lo, hi = flat.min(axis=0), flat.max(axis=0)
+        chunks = train.x_chunks() if hasattr(train, "x_chunks") else (train.x,)
+        lo = hi = None
+        for chunk in chunks:
+            flat = chunk.reshape(-1, chunk.shape[-1])
+            c_lo, c_hi = flat.min(axis=0).astype(np.float64), flat.max(axis=0).astype(np.float64)
+            lo = c_lo if lo is None else np.minimum(lo, c_lo)
+            hi = c_hi if hi is None else np.maximum(hi, c_hi)
+        assert lo is not None and hi is not None
         span = np.where(hi - lo > 0, hi - lo, 1.0)
         y = train.y_reg.astype(np.float64)
         ymean, ystd = float(y.mean()), float(y.std())

@@ -13,6 +13,7 @@ cache), then are made scale-free inside each window before the scaler (docs/arch
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -93,6 +94,17 @@ def split_segments(sessions: pd.DatetimeIndex, fractions: tuple[float, ...] = DE
 # ---------------------------------------------------------------------------------------------
 # windows
 # ---------------------------------------------------------------------------------------------
+def valid_ends(values: np.ndarray, window: int, with_target: bool) -> np.ndarray:
+    """Rows that end a complete window of finite inputs; ``with_target``: only rows with a next bar."""
+    n = len(values)
+    if n < window + (1 if with_target else 0):
+        return np.zeros(0, np.int64)
+    bad = (~np.isfinite(values).all(axis=1)).astype(np.int64)
+    bad_cum = np.concatenate(([0], np.cumsum(bad)))
+    ends = np.arange(window - 1, n - 1 if with_target else n)
+    return ends[(bad_cum[ends + 1] - bad_cum[ends + 1 - window]) == 0]
+
+
 @dataclass
 class WindowSet:
     """Samples from every symbol: scale-free inputs (not yet scaled) and targets."""
@@ -127,11 +139,7 @@ def symbol_windows(bars: pd.DataFrame, window: int, flat_band: float,
              dates[:0], dates[:0])
     if n < window + 1:
         return empty
-    bad = (~np.isfinite(values).all(axis=1)).astype(np.int64)
-    bad_cum = np.concatenate(([0], np.cumsum(bad)))
-    ends = np.arange(window - 1, n - 1)                       # decision rows with a next bar
-    ok = (bad_cum[ends + 1] - bad_cum[ends + 1 - window]) == 0
-    ends = ends[ok]
+    ends = valid_ends(values, window, with_target=True)
     if not len(ends):
         return empty
     view = np.lib.stride_tricks.sliding_window_view(values, window, axis=0)  # [n-W+1, F, W]
@@ -149,10 +157,7 @@ def inference_windows(bars: pd.DataFrame, window: int,
     n = len(values)
     if n < window:
         return np.zeros((0, window, len(inputs)), np.float32), dates[:0]
-    bad = (~np.isfinite(values).all(axis=1)).astype(np.int64)
-    bad_cum = np.concatenate(([0], np.cumsum(bad)))
-    ends = np.arange(window - 1, n)
-    ends = ends[(bad_cum[ends + 1] - bad_cum[ends + 1 - window]) == 0]
+    ends = valid_ends(values, window, with_target=False)
     view = np.lib.stride_tricks.sliding_window_view(values, window, axis=0)
     x = scale_free(np.swapaxes(view[ends - window + 1], 1, 2), inputs).astype(np.float32)
     return x, dates[ends]
@@ -172,7 +177,102 @@ def build_windows(bars_by_symbol: dict[str, pd.DataFrame], window: int = 60, fla
     return WindowSet(x, y, c, s, d.astype("datetime64[ns]"), td.astype("datetime64[ns]"), inputs)
 
 
-def fit_scaler(windows: WindowSet, segments: Segments, window: int, flat_band: float) -> Scaler:
+# ---------------------------------------------------------------------------------------------
+# windows as index views (training: no [N, W, F] copy)
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class WindowIndex:
+    """Samples as views over the symbols' model inputs: the same samples as ``build_windows``.
+
+    ``panel`` holds every symbol's ``research_inputs`` rows once, one symbol after the other; a
+    sample is the global row of its decision day T. ``gather`` cuts a batch of windows out of the
+    panel and makes them scale-free on the fly, so memory grows with the bars (47 kB per
+    symbol-year in float64), not with the windows (60× that). ``subset`` and ``segment`` share the
+    panel. The panel is float64 by default so that every number equals ``build_windows``'s bit for
+    bit; a float32 panel halves it but moves scaled inputs by up to ~1e-6 (log volume's rounding).
+    """
+
+    panel: np.ndarray             # [R, F] model inputs of every symbol, one after another
+    ends: np.ndarray              # [N] int64, the panel row of each sample's decision day T
+    sym: np.ndarray               # [N] int32, index into ``names``
+    names: tuple[str, ...]
+    y_reg: np.ndarray             # [N] float32
+    y_cls: np.ndarray             # [N] int64
+    dates: np.ndarray             # [N] datetime64[ns], decision day T
+    target_dates: np.ndarray      # [N] datetime64[ns], day T+1
+    window: int
+    inputs: tuple[str, ...] = field(default=MODEL_INPUTS)
+
+    def __len__(self) -> int:
+        return len(self.ends)
+
+    @property
+    def symbols(self) -> np.ndarray:
+        return np.asarray(self.names, dtype=object)[self.sym]
+
+    def subset(self, keep: np.ndarray) -> WindowIndex:
+        """The samples selected by a boolean mask or an index array (the panel is shared)."""
+        return WindowIndex(self.panel, self.ends[keep], self.sym[keep], self.names, self.y_reg[keep],
+                           self.y_cls[keep], self.dates[keep], self.target_dates[keep], self.window, self.inputs)
+
+    def segment(self, segments: Segments, name: str) -> WindowIndex:
+        """The samples whose *target* day lies in the segment (as ``WindowSet.segment``)."""
+        a, b = (np.datetime64(t, "ns") for t in segments.bounds[name])
+        return self.subset((self.target_dates >= a) & (self.target_dates <= b))
+
+    def raw(self, idx: np.ndarray) -> np.ndarray:
+        """[B, W, F] model inputs of the samples ``idx``, not yet scale-free."""
+        rows = self.ends[np.asarray(idx)][:, None] + np.arange(1 - self.window, 1)
+        return self.panel[rows]
+
+    def gather(self, idx: np.ndarray) -> np.ndarray:
+        """[B, W, F] float32 scale-free windows of the samples ``idx`` (``WindowSet.x[idx]``)."""
+        return scale_free(self.raw(idx), self.inputs).astype(np.float32)
+
+    def last_inputs(self, column: str) -> np.ndarray:
+        """[N] float32 raw input ``column`` on each sample's decision day."""
+        return self.panel[self.ends, self.inputs.index(column)].astype(np.float32)
+
+    def x_chunks(self, size: int = 8192) -> Iterator[np.ndarray]:
+        """Every sample's scale-free window, ``size`` samples at a time (what ``Scaler.fit`` streams)."""
+        for start in range(0, len(self), size):
+            yield self.gather(np.arange(start, min(start + size, len(self))))
+
+    @property
+    def x(self) -> np.ndarray:
+        """Every window materialised as [N, W, F] — small sets and tests only."""
+        return self.gather(np.arange(len(self)))
+
+
+def index_windows(bars_by_symbol: dict[str, pd.DataFrame], window: int = 60, flat_band: float = 0.005,
+                  inputs: tuple[str, ...] = MODEL_INPUTS, dtype: type = np.float64) -> WindowIndex:
+    """The samples of ``build_windows`` (same order, same targets) as views over one panel."""
+    codes = sorted(bars_by_symbol)
+    total = sum(len(bars_by_symbol[c]) for c in codes)
+    panel = np.empty((total, len(inputs)), dtype)          # filled in place: no list of copies
+    parts = []
+    offset = 0
+    for k, code in enumerate(codes):
+        bars = bars_by_symbol[code]
+        values = research_inputs(bars, inputs)
+        n = len(values)
+        panel[offset:offset + n] = values
+        ends = valid_ends(values, window, with_target=True)
+        close = bars["close"].to_numpy(dtype=np.float64)
+        dates = bars["trade_date"].to_numpy(dtype="datetime64[ns]")
+        y = close[ends + 1] / close[ends] - 1.0
+        parts.append((ends + offset, np.full(len(ends), k, np.int32), y.astype(np.float32),
+                      direction(y, flat_band), dates[ends], dates[ends + 1]))
+        offset += n
+    if not sum(len(p[0]) for p in parts):
+        raise HeqisError(f"no complete {window}-bar windows in the data",
+                         hint="fetch more history (warm-up needs ~60 bars before the first window)")
+    e, s, y, c, d, td = (np.concatenate(cols) for cols in zip(*parts, strict=True))
+    return WindowIndex(panel, e.astype(np.int64), s, tuple(codes), y, c, d.astype("datetime64[ns]"),
+                       td.astype("datetime64[ns]"), window, inputs)
+
+
+def fit_scaler(windows: WindowSet | WindowIndex, segments: Segments, window: int, flat_band: float) -> Scaler:
     """The scaler of a run: fitted on the samples whose target day lies in the train segment."""
     start, end = segments.to_dict()["train"]
     return Scaler.fit(windows.segment(segments, "train"), window, flat_band,

@@ -41,6 +41,7 @@ class Preset:
     window: int = 60
     flat_band: float = 0.005
     max_train_windows: int | None = None      # subsample the train segment (tiny/CI only)
+    max_val_windows: int | None = None        # validate on this many val windows, drawn with the seed
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -69,7 +70,7 @@ PRESETS: dict[str, Preset] = {
         cae={"latent": 8, "channels": 16},
         t3vae={"latent": 8, "hidden": 64, "nu": 5.0},
         epochs=8, pretrain_epochs=2, encoder_epochs=2, warmup_epochs=3, distill_every=2, cross_every=3,
-        patience=4, batch_size=256, lr=2e-3, max_train_windows=4000,
+        patience=4, batch_size=256, lr=2e-3, max_train_windows=4000, max_val_windows=2000,
     ),
     "default": Preset(
         name="default",
@@ -78,7 +79,7 @@ PRESETS: dict[str, Preset] = {
         cae={"latent": 16, "channels": 32},
         t3vae={"latent": 16, "hidden": 256, "nu": 5.0},
         epochs=40, pretrain_epochs=5, encoder_epochs=10, warmup_epochs=8, distill_every=5, cross_every=10,
-        patience=8, batch_size=128, lr=3e-4,
+        patience=8, batch_size=128, lr=3e-4, max_val_windows=20000,
     ),
     "paper": Preset(  # the prototype's sizes and optimiser settings
         name="paper",
@@ -87,7 +88,7 @@ PRESETS: dict[str, Preset] = {
         cae={"latent": 32, "channels": 64},
         t3vae={"latent": 32, "hidden": 512, "nu": 5.0},
         epochs=100, pretrain_epochs=10, encoder_epochs=20, warmup_epochs=10, distill_every=10, cross_every=20,
-        patience=10, batch_size=64, lr=2e-5,
+        patience=10, batch_size=64, lr=2e-5, max_val_windows=50000,
     ),
 }
 

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -113,9 +114,16 @@ class MultiGANTrainer:
         order = torch.randperm(n, generator=self.shuffle)
         return list(order.split(self.preset.batch_size))
 
+    def _inputs(self, split: Split, idx: torch.Tensor | range) -> torch.Tensor:
+        """Scaled inputs of a batch, cut from the panel now (pinned for an asynchronous copy on CUDA)."""
+        x = split.batch(np.arange(idx.start, idx.stop) if isinstance(idx, range) else idx)
+        if self.device.type == "cuda":
+            return x.pin_memory().to(self.device, non_blocking=True)
+        return x
+
     def _batch(self, split: Split, idx: torch.Tensor) -> tuple[torch.Tensor, ...]:
         d = self.device
-        return split.x[idx].to(d), split.y[idx].to(d), split.cls[idx].to(d)
+        return self._inputs(split, idx), split.y[idx].to(d), split.cls[idx].to(d)
 
     def weighting_matrix(self, epoch: int) -> torch.Tensor:
         n = len(self.ids)
@@ -141,7 +149,7 @@ class MultiGANTrainer:
             totals = {name: 0.0 for name in models}
             batches = self.batches(len(self.data.train))
             for idx in batches:
-                x = self.data.train.x[idx].to(self.device)
+                x = self._inputs(self.data.train, idx)
                 for name, model in models.items():
                     loss = model.loss(x)  # type: ignore[operator]
                     opts[name].zero_grad()
@@ -225,40 +233,64 @@ class MultiGANTrainer:
             s["train_mse"] += mse.item() / n_batches
             s["train_ce"] += ce.item() / n_batches
 
+    def _judge(self, d: ConvDiscriminator, ctx: torch.Tensor, candidates: list[torch.Tensor],
+               label: torch.Tensor) -> list[torch.Tensor]:
+        """D's logits on several candidate batches in one forward (D has no batch statistics, so
+        stacking them changes nothing but the cost)."""
+        k = len(candidates)
+        logits = d(ctx.repeat(k, 1), torch.cat(candidates), label.repeat(k))
+        return list(logits.chunk(k))
+
     def _adversarial_step(self, x, y, label, stats, n_batches) -> None:
+        """One adversarial batch: every D_j on the real targets and its judged fakes, then every G_i
+        on supervised + weighted adversarial terms against the updated discriminators.
+
+        Each D_j runs once on [real; judged fakes] stacked, and the generators' losses share one
+        backward (their parameters are disjoint, so each gets the gradient of its own loss): the
+        same updates as one forward per (D, candidate) pair and one backward per generator.
+        """
         p = self.preset
         ctx = self.context(x)
         outs = {gid: g(x) for gid, g in self.generators.items()}
-        w = self.weights
+        w = self.weights.tolist()
+        n = len(self.ids)
         # discriminators first, on detached fakes: D_j sees the fakes of the generators it judges
         for j, dj in enumerate(self.ids):
             d = self.discriminators[dj]
-            judged = [(i, gi) for i, gi in enumerate(self.ids) if w[i, j] > 0]
-            real = d(ctx, y, label)
-            total = sum(float(w[i, j]) for i, _ in judged)
+            judged = [i for i in range(n) if w[i][j] > 0]
+            real, *fakes = self._judge(d, ctx, [y, *(outs[self.ids[i]][0].detach() for i in judged)], label)
+            total = sum(w[i][j] for i in judged)
             fake_loss = 0.0
-            for i, gi in judged:
-                fake = d(ctx, outs[gi][0].detach(), label)
-                fake_loss = fake_loss + float(w[i, j]) / total * discriminator_loss(real, fake)
+            for i, fake in zip(judged, fakes, strict=True):
+                fake_loss = fake_loss + w[i][j] / total * discriminator_loss(real, fake)
             self.d_opt[dj].zero_grad()
             fake_loss.backward()  # type: ignore[union-attr]
             self.d_opt[dj].step()
             stats[dj]["d_loss"] += fake_loss.item() / n_batches
-        # then every generator: supervised + weighted adversarial terms
+        # then every generator: supervised + weighted adversarial terms, D_j judging all its fakes at once
+        adv_terms: list[list[torch.Tensor]] = [[] for _ in range(n)]
+        for j, dj in enumerate(self.ids):
+            judged = [i for i in range(n) if w[i][j] > 0]
+            logits = self._judge(self.discriminators[dj], ctx, [outs[self.ids[i]][0] for i in judged], label)
+            for i, logit in zip(judged, logits, strict=True):
+                adv_terms[i].append(w[i][j] * generator_adversarial_loss(logit))
+        totals = []
         for i, gid in enumerate(self.ids):
             reg, cls = outs[gid]
             loss, mse, ce = supervised_loss(reg, cls, y, label, p.mse_weight, p.ce_weight)
-            adv = sum(float(w[i, j]) * generator_adversarial_loss(self.discriminators[dj](ctx, reg, label))
-                      for j, dj in enumerate(self.ids) if w[i, j] > 0)
+            adv = sum(adv_terms[i])
             total = loss + p.adv_weight * adv
-            self.g_opt[gid].zero_grad()
-            total.backward()
-            self.g_opt[gid].step()
+            totals.append(total)
             s = stats[gid]
             s["train_loss"] += total.item() / n_batches
             s["train_mse"] += mse.item() / n_batches
             s["train_ce"] += ce.item() / n_batches
             s["adv_loss"] += adv.item() / n_batches  # type: ignore[union-attr]
+        for gid in self.ids:
+            self.g_opt[gid].zero_grad()
+        torch.stack(totals).sum().backward()
+        for gid in self.ids:
+            self.g_opt[gid].step()
 
     # -- knowledge exchange --------------------------------------------------------------------
     def ranking(self) -> list[str]:
@@ -310,24 +342,40 @@ class MultiGANTrainer:
 
     # -- validation ----------------------------------------------------------------------------
     @torch.no_grad()
+    def predict_all(self, split: Split, batch: int | None = None) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """Every generator's (reg, cls) on a split; each batch of inputs is cut once for all of them."""
+        batch = batch or (16384 if self.device.type == "cuda" else 2048)
+        for g in self.generators.values():
+            g.eval()
+        parts: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {gid: [] for gid in self.ids}
+        for start in range(0, len(split), batch):
+            x = self._inputs(split, range(start, min(start + batch, len(split))))
+            for gid, g in self.generators.items():
+                reg, cls = g(x)
+                parts[gid].append((reg.cpu(), cls.cpu()))
+        return {gid: (torch.cat([r for r, _ in ps]), torch.cat([c for _, c in ps])) for gid, ps in parts.items()}
+
+    @torch.no_grad()
     def predict(self, gid: str, split: Split, batch: int = 2048) -> tuple[torch.Tensor, torch.Tensor]:
         g = self.generators[gid]
         g.eval()
         regs, clss = [], []
         for start in range(0, len(split), batch):
-            reg, cls = g(split.x[start:start + batch].to(self.device))
+            reg, cls = g(self._inputs(split, range(start, min(start + batch, len(split)))))
             regs.append(reg.cpu())
             clss.append(cls.cpu())
         return torch.cat(regs), torch.cat(clss)
 
     @torch.no_grad()
     def validate(self) -> dict[str, dict[str, float]]:
+        """Validation losses on the (capped, ``max_val_windows``) validation split, in large batches."""
         p = self.preset
         val = self.data.val
         sc = self.data.scaler
         out = {}
+        preds = self.predict_all(val)
         for gid in self.ids:
-            reg, cls = self.predict(gid, val)
+            reg, cls = preds[gid]
             loss, mse, ce = supervised_loss(reg, cls, val.y, val.cls, p.mse_weight, p.ce_weight)
             ret = (reg.squeeze(1).double() - sc.y_min) / sc.y_scale
             out[gid] = {"val_loss": float(loss), "val_mse_scaled": float(mse), "val_ce": float(ce),
