@@ -260,3 +260,67 @@ def test_run_panel_equals_run_symbol_per_column_with_and_without_limits():
             assert np.array_equal(plain_tr[plain_tr[:, 8] == j][:, 6], plain.trades["proceeds"].to_numpy(),
                                   equal_nan=True)
     assert counters[:, :3].sum(axis=0).min() > 0
+
+
+def reference_symbol_inputs(bars, sessions, symbol, kind, board, list_date, rules, start=None, end=None):
+    """``symbol_inputs`` as it was: a pandas reindex of the whole frame."""
+    from heqis.data.boards import limit_band, price_tick, round_price
+
+    first, last = bars["trade_date"].iloc[0], bars["trade_date"].iloc[-1]
+    lo = max(first, start) if start is not None else first
+    hi = min(last, end) if end is not None else last
+    days = sessions[(sessions >= lo) & (sessions <= hi)]
+    b = bars.set_index("trade_date").reindex(days)
+    traded = b["close_raw"].notna().to_numpy()
+    up = b["up_limit"].to_numpy(dtype=np.float64)
+    down = b["down_limit"].to_numpy(dtype=np.float64)
+    if rules.use_limits:
+        missing = traded & ~(np.isfinite(up) & np.isfinite(down))
+        if missing.any():
+            up, down = up.copy(), down.copy()
+            listed = bars["trade_date"].searchsorted(days)
+            tick = price_tick(kind)
+            pre = b["pre_close_raw"].to_numpy()
+            st = b["is_st"].fillna(False).to_numpy(dtype=bool)
+            for i in np.flatnonzero(missing):
+                band = limit_band(kind, board, bool(st[i]), days[i].date(), int(listed[i]),
+                                  list_date.date() if list_date is not None and pd.notna(list_date) else None)
+                up[i] = round_price(pre[i] * (1 + band[0]), tick) if band else np.inf
+                down[i] = round_price(pre[i] * (1 - band[1]), tick) if band else 0.0
+    else:
+        up = np.full(len(days), np.inf)
+        down = np.zeros(len(days))
+    up = np.where(np.isfinite(up), up, np.inf)
+    down = np.where(np.isfinite(down), down, 0.0)
+    return SymbolInputs(symbol, days.to_numpy(dtype="datetime64[ns]"), b["open_raw"].to_numpy(dtype=np.float64),
+                        b["close_raw"].to_numpy(dtype=np.float64), up, down, traded,
+                        b["adj_factor"].ffill().bfill().to_numpy(dtype=np.float64))
+
+
+def test_symbol_inputs_are_the_former_reindex_to_the_bit(sample_store):
+    rng = np.random.default_rng(13)
+    sessions = sample_store.sessions()
+    uni = sample_store.read_universe().set_index("ts_code")
+    checked = gaps = rebuilt = 0
+    for code in uni.index:
+        bars = sample_store.read_bars(code)
+        # holes: dropped bars (suspensions), limits and adj factors missing, ST days, so every branch runs
+        bars = bars.drop(index=bars.index[1:][rng.random(len(bars) - 1) < 0.05]).reset_index(drop=True)
+        bars.loc[rng.random(len(bars)) < 0.05, ["up_limit", "down_limit"]] = np.nan
+        bars.loc[rng.random(len(bars)) < 0.05, "adj_factor"] = np.nan
+        bars.loc[:3, "adj_factor"] = np.nan                                      # a head to back-fill
+        bars.loc[rng.random(len(bars)) < 0.2, "is_st"] = True
+        days = bars["trade_date"]
+        args = (code, uni.at[code, "kind"], uni.at[code, "board"], uni.at[code, "list_date"])
+        for rules in (MarketRules(), MarketRules(use_limits=False)):
+            for lo, hi in ((None, None), (days.iloc[len(days) // 4], days.iloc[len(days) // 2] + pd.Timedelta("1D")),
+                           (pd.Timestamp("2000-01-01"), None), (days.iloc[-3], pd.Timestamp("2100-01-01"))):
+                got = symbol_inputs(bars, sessions, *args, rules, lo, hi)
+                want = reference_symbol_inputs(bars, sessions, *args, rules, lo, hi)
+                for name in ("dates", "open", "close", "up", "down", "traded", "adj"):
+                    g, w = getattr(got, name), getattr(want, name)
+                    assert g.dtype == w.dtype and np.array_equal(g, w, equal_nan=g.dtype.kind == "f"), (code, name)
+                checked += 1
+                gaps += int((~want.traded).sum())
+                rebuilt += int(np.isfinite(want.up).sum()) if rules.use_limits else 0
+    assert checked >= 40 and gaps > 0 and rebuilt > 0

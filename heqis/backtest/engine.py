@@ -284,29 +284,47 @@ class SymbolInputs:
     adj: np.ndarray
 
 
+def _ns(day: pd.Timestamp) -> np.datetime64:
+    return np.datetime64(pd.Timestamp(day).as_unit("ns").value, "ns")
+
+
 def symbol_inputs(bars: pd.DataFrame, sessions: pd.DatetimeIndex, symbol: str, kind: str, board: str,
                   list_date: pd.Timestamp | None, rules: MarketRules, start: pd.Timestamp | None = None,
                   end: pd.Timestamp | None = None) -> SymbolInputs:
-    """Lay a symbol's bars onto the sessions in [start, end] ∩ [first bar, last bar]."""
+    """Lay a symbol's bars onto the sessions in [start, end] ∩ [first bar, last bar].
+
+    A session without a bar is a suspension (NaN prices, ``traded`` False). Done with sorted-array
+    look-ups rather than a pandas reindex: ``heqis backtest`` calls this for every symbol × segment,
+    and a reindex of the whole frame cost ~10 ms a call.
+    """
     first, last = bars["trade_date"].iloc[0], bars["trade_date"].iloc[-1]
     lo = max(first, start) if start is not None else first
     hi = min(last, end) if end is not None else last
-    days = sessions[(sessions >= lo) & (sessions <= hi)]
-    b = bars.set_index("trade_date").reindex(days)
-    traded = b["close_raw"].notna().to_numpy()
-    up = b["up_limit"].to_numpy(dtype=np.float64)
-    down = b["down_limit"].to_numpy(dtype=np.float64)
+    sess = np.asarray(sessions, "datetime64[ns]")
+    days = sess[(sess >= _ns(lo)) & (sess <= _ns(hi))]
+    dates = bars["trade_date"].to_numpy("datetime64[ns]")
+    at = np.searchsorted(dates, days)              # also: sessions traded before each day
+    pos = np.minimum(at, len(dates) - 1)
+    hit = dates[pos] == days
+
+    def column(name: str) -> np.ndarray:
+        out = np.full(len(days), np.nan)
+        out[hit] = bars[name].to_numpy(dtype=np.float64, na_value=np.nan)[pos[hit]]
+        return out
+
+    close = column("close_raw")
+    traded = ~np.isnan(close)
     if rules.use_limits:
+        up, down = column("up_limit"), column("down_limit")
         missing = traded & ~(np.isfinite(up) & np.isfinite(down))
         if missing.any():
-            up, down = up.copy(), down.copy()
-            listed = bars["trade_date"].searchsorted(days)  # sessions traded before each day
             tick = price_tick(kind)
-            pre = b["pre_close_raw"].to_numpy()
-            st = b["is_st"].fillna(False).to_numpy(dtype=bool)
+            pre = column("pre_close_raw")
+            st = np.zeros(len(days), dtype=bool)
+            st[hit] = bars["is_st"].fillna(False).to_numpy(dtype=bool)[pos[hit]]
+            listing = list_date.date() if list_date is not None and pd.notna(list_date) else None
             for i in np.flatnonzero(missing):
-                band = limit_band(kind, board, bool(st[i]), days[i].date(), int(listed[i]),
-                                  list_date.date() if list_date is not None and pd.notna(list_date) else None)
+                band = limit_band(kind, board, bool(st[i]), pd.Timestamp(days[i]).date(), int(at[i]), listing)
                 up[i] = round_price(pre[i] * (1 + band[0]), tick) if band else np.inf
                 down[i] = round_price(pre[i] * (1 - band[1]), tick) if band else 0.0
     else:
@@ -314,9 +332,12 @@ def symbol_inputs(bars: pd.DataFrame, sessions: pd.DatetimeIndex, symbol: str, k
         down = np.zeros(len(days))
     up = np.where(np.isfinite(up), up, np.inf)
     down = np.where(np.isfinite(down), down, 0.0)
-    return SymbolInputs(symbol, days.to_numpy(dtype="datetime64[ns]"), b["open_raw"].to_numpy(dtype=np.float64),
-                        b["close_raw"].to_numpy(dtype=np.float64), up, down, traded,
-                        b["adj_factor"].ffill().bfill().to_numpy(dtype=np.float64))
+    adj = column("adj_factor")
+    known = np.flatnonzero(~np.isnan(adj))
+    if len(known):                                  # forward fill, then back fill the head
+        last_known = np.maximum.accumulate(np.where(np.isnan(adj), -1, np.arange(len(adj))))
+        adj = np.where(last_known >= 0, adj[np.maximum(last_known, 0)], adj[known[0]])
+    return SymbolInputs(symbol, days, column("open_raw"), close, up, down, traded, adj)
 
 
 @dataclass
