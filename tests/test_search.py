@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from heqis.errors import HeqisError, InvalidValue
 from heqis.train.run import TrainRequest
@@ -73,8 +74,13 @@ def test_from_search_trains_the_best_trial_and_records_it(searched, sample_store
     out, _ = searched
     record = json.loads((out / "search.json").read_text())
     best = record["best_params"]
-    res = CliRunner().invoke(app, ["train", "--from-search", str(out), "-d", str(sample_store.root),
-                                   "-o", str(tmp_path / "best"), "--device", "cpu", "--seed", "11", "--json"])
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)   # a 1-epoch run: a second thread only spins on a busy 2-core machine
+    try:
+        res = CliRunner().invoke(app, ["train", "--from-search", str(out), "-d", str(sample_store.root),
+                                       "-o", str(tmp_path / "best"), "--device", "cpu", "--seed", "11", "--json"])
+    finally:
+        torch.set_num_threads(threads)
     assert res.exit_code == 0, res.output
     manifest = json.loads((tmp_path / "best" / "manifest.json").read_text())
     preset = manifest["preset"]

@@ -16,6 +16,7 @@ asking Optuna for a trial, so they run N trials between them, never K×N and nev
 
 from __future__ import annotations
 
+import gc
 import math
 import multiprocessing
 import os
@@ -270,6 +271,7 @@ def _worker(index: int, log: Callable[[str], None] | None = None) -> list[int]:
             raise
         else:
             study.tell(trial, value)
+        gc.collect()          # a trial's models and optimisers go before the next is built
     return ran
 
 
