@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import numpy as np
@@ -40,8 +41,9 @@ def test_a_generator_best_only_on_test_is_not_chosen(tiny_run, sample_store, mon
         return path.stem          # the "model" is its generator id; predict below maps it to an oracle
 
     monkeypatch.setattr("heqis.models.checkpoint.load_generator_file", fake_load)
-    monkeypatch.setattr(bt_run, "predict", lambda model, scaler, bars: oracle(
-        bars, fakes.get(model, (pd.Timestamp(0), pd.Timestamp(0)))))
+    monkeypatch.setattr(bt_run, "Inference", lambda models, backend: None)
+    monkeypatch.setattr(bt_run, "predict_needed", lambda inference, scalers, bars, dates: {
+        gid: oracle(bars, fakes.get(gid, (pd.Timestamp(0), pd.Timestamp(0)))) for gid in scalers})
     result = backtest_run(tiny_run, sample_store.root, MarketRules(slippage_bps=0), out=tmp_path / "bt")
     best = pd.read_csv(tmp_path / "bt" / "best_metrics.csv")
     assert set(best["generator"]) == {"G1"}, best[["symbol", "generator", "select_sharpe", "sharpe"]]
@@ -150,6 +152,65 @@ def test_lookahead_check_flags_signals_that_peek(tiny_run, sample_store, monkeyp
     monkeypatch.setattr(la, "predict", peeking_predict)
     report = check_lookahead(tiny_run, sample_store.root, points=3, symbols=["600519.SH"])
     assert any(leak.kind == "signal" for leak in report.leaks)
+
+
+def reference_candidates(run_dir, rules: MarketRules) -> pd.DataFrame:
+    """The straightforward backtest: every window predicted with torch, one ``run_symbol`` per case,
+    buy-and-hold alongside each (what ``backtest_run`` did before it predicted only what it simulates)."""
+    from heqis.backtest.engine import run_symbol, symbol_inputs
+    from heqis.backtest.metrics import compute_metrics
+    from heqis.backtest.signals import MODES, align, predict
+    from heqis.formats.run import RunFolder
+
+    run = RunFolder.open(run_dir)
+    store, models = bt_run.open_run_models(run, None)
+    uni = bt_run.Universe.of(store)
+    sessions = store.sessions()
+    rows = []
+    for code in bt_run.tradable(run.manifest["symbols"], uni):
+        bars = store.read_bars(code)
+        for gid, (model, scaler) in models.items():
+            pred = predict(model, scaler, bars)
+            for mode in MODES:
+                signals = pred.signals(mode, rules.regression_threshold)
+                for segment in ("select", "test"):
+                    a, b = (pd.Timestamp(d) for d in run.segments[segment])
+                    inp = symbol_inputs(bars, sessions, code, uni.kinds[code], uni.boards[code], uni.list_dates[code],
+                                        rules, a, b)
+                    hold = np.zeros(len(inp.dates), dtype=np.int64)
+                    hold[0] = 1
+                    metrics = compute_metrics(run_symbol(inp, align(signals, inp.dates), rules), rules.initial_cash,
+                                              rules.periods_per_year, run_symbol(inp, hold, rules))
+                    rows.append({"symbol": code, "generator": gid, "mode": mode, "segment": segment, **metrics})
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture(scope="module")
+def reference(tiny_run):
+    rules = MarketRules(regression_threshold=0.0005)     # a small threshold: reg signals that trade often
+    return rules, reference_candidates(tiny_run, rules)
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
+def test_fast_backtest_matches_the_straightforward_reference(tiny_run, sample_store, reference, backend, tmp_path):
+    rules, expected = reference
+    backtest_run(tiny_run, sample_store.root, rules, out=tmp_path / "bt", inference_backend=backend)
+    got = pd.read_csv(tmp_path / "bt" / "candidates.csv")
+    assert expected["trades"].sum() > 100 and (expected["mode"] == "reg").any()   # the comparison has teeth
+    pd.testing.assert_frame_equal(got, pd.read_csv(io.StringIO(expected.to_csv(index=False))), rtol=1e-9, atol=1e-9)
+
+
+def test_needed_windows_are_the_inference_windows_on_those_dates(tiny_run, sample_store):
+    from heqis.backtest.signals import needed_windows
+    from heqis.features.transform import Scaler
+    from heqis.features.windows import inference_windows, research_inputs
+
+    bars = sample_store.read_bars("600519.SH")
+    scaler = Scaler.load(tiny_run / "scaler_params.json")
+    x_all, d_all = inference_windows(bars, scaler.window, scaler.inputs)
+    pick = d_all[::7][3:40]
+    x, d = needed_windows(bars, research_inputs(bars), scaler.window, np.sort(pick), scaler.inputs)
+    assert np.array_equal(d, pick) and np.array_equal(x, x_all[::7][3:40])
 
 
 def test_backtest_cli(tiny_run, sample_store, isolated, tmp_path):
