@@ -130,3 +130,24 @@ def test_scale_free_single_window_equals_batch(bars):
     from heqis.features.windows import research_inputs
     raw = research_inputs(b)[-61:-1]
     np.testing.assert_allclose(scale_free(raw).astype(np.float32), x[-1], rtol=1e-6, atol=1e-7)
+
+
+def test_index_views_equal_the_materialised_windows(bars, sample_store):
+    """The training path (views over one panel, cut per batch) sees exactly the numbers of build_windows."""
+    from heqis.features.windows import index_windows
+
+    seg = split_segments(sample_store.sessions())
+    old, new = build_windows(bars), index_windows(bars)
+    assert len(new) == len(old) > 10_000
+    for name in ("y_reg", "y_cls", "dates", "target_dates", "symbols"):
+        np.testing.assert_array_equal(getattr(new, name), getattr(old, name), err_msg=name)
+    pick = np.random.default_rng(0).choice(len(old), 512, replace=False)
+    np.testing.assert_allclose(new.gather(pick), old.x[pick], rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(np.concatenate(list(new.x_chunks(997))), old.x)  # chunks cover every window once
+    for name in ("train", "val", "select", "test"):
+        np.testing.assert_array_equal(new.segment(seg, name).y_reg, old.segment(seg, name).y_reg, err_msg=name)
+    # the scaler streamed over the train windows in chunks fits the numbers of the materialised fit
+    streamed, materialised = fit_scaler(new, seg, 60, 0.005), fit_scaler(old, seg, 60, 0.005)
+    np.testing.assert_allclose(streamed.x_scale, materialised.x_scale, rtol=1e-7)
+    np.testing.assert_allclose(streamed.x_min, materialised.x_min, rtol=1e-7, atol=1e-9)
+    assert (streamed.y_scale, streamed.y_min) == (materialised.y_scale, materialised.y_min)
