@@ -16,6 +16,7 @@ from collections.abc import Iterable, Iterator
 from datetime import date
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from heqis.data.boards import TS_CODE, classify
@@ -197,7 +198,8 @@ def run_csv(req: DataRequest, store: DataStore, manifest: dict | None, progress:
         prepared.append((Instrument(code, kind, board), Path(path_s), daily))
 
     coverage = store.coverage() if store.exists() else {}
-    dates = pd.DatetimeIndex(sorted(set().union(*(set(d["trade_date"]) for _, _, d in prepared))))
+    dates = pd.DatetimeIndex(np.unique(np.concatenate([d["trade_date"].to_numpy(dtype="datetime64[ns]")
+                                                       for _, _, d in prepared])))
     days = pd.date_range(dates[0], dates[-1], freq="D").astype("datetime64[ns]")
     store.write_calendar(_merge_calendar(store, pd.DataFrame({"trade_date": days, "is_open": days.isin(dates)})))
     sessions = store.sessions()
