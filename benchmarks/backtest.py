@@ -194,7 +194,7 @@ def print_tables(rows: list[dict], threads: int, repeat: int) -> None:
     def cell(seconds: float, size: int) -> str:
         return f"{seconds:>10.4f}{seconds / size * 1e6:>10.2f}"
 
-    head = (f"{'sym-years':>9}{'vectorbt s':>10}{'µs/sy':>10}{'heqis 1t':>10}{'µs/sy':>10}{'ratio':>8}"
+    head = (f"{'sym-years':>9}{'vectorbt s':>11}{'µs/sy':>10}{'heqis 1t':>10}{'µs/sy':>10}{'ratio':>8}"
             f"{f'heqis {threads}t':>10}{'µs/sy':>10}{'ratio':>8}")
     print(f"(1) like for like: MA(10/30) cross, next-open fills, lots of 100, 5 bps slippage, commission + transfer "
           f"fee both sides, stamp duty on sells, no limits. Best of {repeat} runs (fewer at 10,000), engines "
@@ -203,7 +203,7 @@ def print_tables(rows: list[dict], threads: int, repeat: int) -> None:
     for r in rows:
         s, n = r["seconds"], r["symbol_years"]
         bt = f"{s['backtrader']:>8.2f}" if "backtrader" in s else f"{'-':>8}"
-        print(f"{n:>9}{cell(s['vectorbt'], n)}{cell(s['heqis'], n)}{r['vectorbt_over_heqis']:>7.1f}×"
+        print(f"{n:>9} {cell(s['vectorbt'], n)}{cell(s['heqis'], n)}{r['vectorbt_over_heqis']:>7.1f}×"
               f"{cell(s['heqis_threads'], n)}{r['vectorbt_over_heqis_threads']:>7.1f}×{bt}{r['trades']['heqis']:>9}"
               f"{r['max_rel_equity_diff']:>17.1e}")
     print()
@@ -212,7 +212,7 @@ def print_tables(rows: list[dict], threads: int, repeat: int) -> None:
     print(head + f"{'trades':>9}  waits: limit-up buy / limit-down sell / suspended / unaffordable")
     for r in rows:
         s, n, w = r["seconds"], r["symbol_years"], r["full_counters"]
-        print(f"{n:>9}{cell(s['vectorbt'], n)}{cell(s['heqis_full'], n)}{r['vectorbt_over_heqis_full']:>7.1f}×"
+        print(f"{n:>9} {cell(s['vectorbt'], n)}{cell(s['heqis_full'], n)}{r['vectorbt_over_heqis_full']:>7.1f}×"
               f"{cell(s['heqis_full_threads'], n)}{s['vectorbt'] / s['heqis_full_threads']:>7.1f}×"
               f"{r['full_trades']:>9}  {w['buy_blocked_limit']} / {w['sell_blocked_limit']} / "
               f"{w['blocked_suspended']} / {w['unaffordable']}")
