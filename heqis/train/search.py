@@ -302,7 +302,9 @@ def run_search(req: TrainRequest, n_trials: int, storage: str | None, workers: i
     if spec.kind == "rdb" and spec.target.startswith("sqlite") and workers > 1:
         log(f"note: SQLite locks out concurrent writers; with --workers {workers} prefer the default journal "
             f"file or PostgreSQL")
-    study_name = f"heqis-{base.name}-{content_hash[:12]}"
+    # one study per data, preset and symbol subset: trials on other symbols do not compare
+    study_name = f"heqis-{base.name}-{content_hash[:12]}" + (
+        f"-{zlib.crc32(','.join(symbols).encode()):08x}" if req.symbols else "")
     study = optuna.create_study(study_name=study_name, storage=open_storage(spec), load_if_exists=True,
                                 direction="minimize", sampler=_sampler(req.seed, workers, spec.local),
                                 pruner=_pruner())
