@@ -239,3 +239,32 @@ def test_optuna_search_records_the_best_trial(sample_store, tmp_path):
     assert record["best_trial"] == result.best_trial and len(record["trials_table"]) == 2
     again = run_search(req, n_trials=1, storage=None)  # the same storage continues the study
     assert again.trials == 3
+
+
+def test_split_batches_equal_the_materialised_path_and_val_is_capped_with_the_seed(sample_store):
+    """A batch cut from the views equals the same samples of the old [N, W, F] path; the val cap is a
+    seeded draw that leaves the training sample alone."""
+    from heqis.features.windows import build_windows, fit_scaler
+
+    bars = {s: sample_store.read_bars(s) for s in SYMBOLS}
+    data = prepare(bars, sample_store.sessions(), 60, 0.005, max_train=300)
+    ws = build_windows(bars)
+    scaler = fit_scaler(ws, data.segments, 60, 0.005)
+    np.testing.assert_array_equal(scaler.x_scale, data.scaler.x_scale)
+    train = ws.segment(data.segments, "train")
+    keep = np.sort(np.random.default_rng(3407).choice(len(train), 300, replace=False))
+    idx = torch.tensor([0, 7, 299, 150, 3])
+    old = scaler.transform(train.x[keep][idx.numpy()])
+    torch.testing.assert_close(data.train.batch(idx), torch.from_numpy(old), rtol=0, atol=1e-6)
+    val = ws.segment(data.segments, "val")
+    torch.testing.assert_close(data.val.x, torch.from_numpy(scaler.transform(val.x)), rtol=0, atol=1e-6)
+    torch.testing.assert_close(data.val.last_ret, torch.from_numpy(val.x[:, -1, MODEL_INPUTS.index("ret1")]))
+
+    capped = prepare(bars, sample_store.sessions(), 60, 0.005, max_train=300, max_val=100)
+    again = prepare(bars, sample_store.sessions(), 60, 0.005, max_train=300, max_val=100)
+    other = prepare(bars, sample_store.sessions(), 60, 0.005, max_train=300, max_val=100, seed=1)
+    assert len(capped.val) == 100 and capped.n_val_total == len(data.val) > 100
+    torch.testing.assert_close(capped.val.x, again.val.x, rtol=0, atol=0)
+    assert not torch.equal(capped.val.y, other.val.y)
+    torch.testing.assert_close(capped.train.x, data.train.x, rtol=0, atol=0)
+    assert get_preset("tiny").max_val_windows == 2000
