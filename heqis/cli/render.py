@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich import box
@@ -20,8 +21,10 @@ def table(console: Console, title: str | None = None, caption: str | None = None
 
 def render_data_result(console: Console, result: DataResult) -> None:
     """The store after ``heqis data``: one row per symbol, then cleaning and provenance."""
-    label = "[bold yellow]SYNTHETIC sample data[/] (invented prices, real XSHG calendar)" if result.synthetic \
+    what = "panel" if result.source == "synthetic" else "sample data"
+    label = f"[bold yellow]SYNTHETIC {what}[/] (invented prices, real XSHG calendar)" if result.synthetic \
         else f"source: {result.source}"
+    shown = result.symbols if len(result.symbols) <= 40 else result.symbols[:30]   # a 5,000-symbol panel
     wide = console.width >= 110
     grid = table(console, f"HEQIS data store · {result.data_dir}", label)
     columns = [("symbol", "left"), ("name", "left"), ("type", "left"), ("rows", "right"), ("from", "left"),
@@ -33,7 +36,7 @@ def render_data_result(console: Console, result: DataResult) -> None:
         columns = [c for c in columns if c[0] not in narrow_drop]
     for col, just in columns:
         grid.add_column(col, justify=just, no_wrap=True)  # type: ignore[arg-type]
-    for s in result.symbols:
+    for s in shown:
         kind = s.board if s.kind == "stock" else ("ETF" if s.kind == "fund" else s.kind)
         row = [s.ts_code, s.name, kind, f"{s.rows:,}", s.first or "—", s.last or "—",
                str(s.suspended_days), str(s.limit_up_days), str(s.limit_down_days),
@@ -43,6 +46,8 @@ def render_data_result(console: Console, result: DataResult) -> None:
             row = [v for v, (col, _) in zip(row, columns_all, strict=True) if col not in narrow_drop]
         grid.add_row(*row)
     console.print(grid)
+    if len(shown) < len(result.symbols):
+        console.print(f"… and {len(result.symbols) - len(shown):,} more symbols (all of them in --json)")
     console.print("[dim]susp: suspended sessions · lim↑/lim↓: closes at the limit · 一字: one-price limit days · "
                   "ST: days under ST · adj: adjustment events · close: last raw close[/]")
     c = result.cleaning
@@ -86,11 +91,17 @@ def render_train_result(console: Console, result: dict) -> None:
 
 def render_search_result(console: Console, result: dict) -> None:
     """An Optuna study: the best trial and how the trials ended."""
+    added = result.get("added")
+    workers = result.get("workers", 1)
+    ran = (f" · this command ran {added} in {workers} process{'es' if workers != 1 else ''}, "
+           f"{result.get('seconds', 0):.0f} s" if added is not None else "")
     console.print(f"[bold]Optuna study[/] {result['study']} · {result['trials']} trials "
-                  f"({result['complete']} complete, {result['pruned']} pruned) · storage {result['storage']}")
+                  f"({result['complete']} complete, {result['pruned']} pruned){ran} · storage {result['storage']}")
     console.print(f"best trial #{result['best_trial']}: val loss {result['best_value']:.4f} with "
-                  + ", ".join(f"{k}={v}" for k, v in result["best_params"].items()))
-    console.print(f"recorded in {result['record']}")
+                  + ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+                              for k, v in result["best_params"].items()))
+    console.print(f"recorded in {result['record']} · train it: heqis train --from-search "
+                  f"{Path(result['record']).parent}")
 
 
 def render_backtest_result(console: Console, result: dict) -> None:

@@ -35,8 +35,9 @@ Score = Literal["sharpe", "total_return", "calmar", "excess_return"]
 
 def data(
     ctx: typer.Context,
-    source: Annotated[Literal["sample", "tushare", "csv"], typer.Option(
-        "--source", "-s", help="sample (bundled synthetic data, offline) | tushare | csv.")] = "sample",
+    source: Annotated[Literal["sample", "tushare", "csv", "synthetic"], typer.Option(
+        "--source", "-s", help="sample (bundled synthetic data, offline) | tushare | csv | synthetic (an "
+        "invented panel of --symbols N stocks, offline).")] = "sample",
     data_dir: DataDirOpt = None,
     watchlist: Annotated[Path | None, typer.Option(
         "--watchlist", "-w", metavar="FILE", help="Watchlist (default ./标的参考.txt, else the bundled one; "
@@ -59,6 +60,22 @@ def data(
                                            "either way).")] = True,
     replace: Annotated[bool, typer.Option("--replace", help="Start the store over (needed to switch "
                                           "sources).")] = False,
+    n_symbols: Annotated[int, typer.Option("--symbols", min=1, metavar="N", help="--source synthetic: how many "
+                                           "stocks (plus the 000300.SH benchmark).")] = 100,
+    years: Annotated[int, typer.Option(min=1, max=18, metavar="Y", help="--source synthetic: years of bars "
+                                       "up to --end (default 2024-12-31).")] = 7,
+    planted_ic: Annotated[float, typer.Option("--planted-ic", metavar="X", help="--source synthetic: plant a "
+                                              "daily cross-sectional IC of X between ret1 at T and the "
+                                              "T->T+1 return (0: pure noise).")] = 0.0,
+    seed: Annotated[int | None, typer.Option(metavar="S", help="--source synthetic: random seed (same seed, "
+                                             "same panel).")] = None,
+    workers: Annotated[int | None, typer.Option(min=1, metavar="K", help="csv, synthetic: build symbols in K "
+                                                "processes (default: the cores; 1 below 200 symbols). "
+                                                "sample and tushare run one symbol at a time (Tushare is "
+                                                "rate-limited).")] = None,
+    cluster: Annotated[str | None, typer.Option(metavar="ADDR", help="csv, synthetic: build symbols on the "
+                                                "Dask scheduler at ADDR (tcp://HOST:8786; the store must "
+                                                "be on a shared path), or 'local'.")] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Fetch, clean, adjust and store daily bars, and keep the feature cache current.
@@ -68,9 +85,12 @@ def data(
       heqis data                                   # bundled synthetic sample set, offline
       HEQIS_TUSHARE_TOKEN=… heqis data -s tushare --start 2019-01-01
       heqis data -s csv --path prices.csv --symbol 600519.SH
+      heqis data -s csv --path csv_folder/ --workers 4
+      heqis data -s synthetic --symbols 5000 --planted-ic 0.05 -d syn-data   # SYNTHETIC panel
 
     Re-running fetches only the dates the store lacks; an interrupted download resumes. A store
-    written by an older heqis is upgraded in place. The Tushare token comes from
+    written by an older heqis is upgraded in place; an interrupted csv or synthetic run resumes
+    where it stopped when run again. The Tushare token comes from
     HEQIS_TUSHARE_TOKEN or a 0600 token file, never from a flag.
     """
     from heqis.data.pipeline import DataRequest, run_data
@@ -81,7 +101,8 @@ def data(
         s = settings(data_dir=data_dir, data_watchlist=watchlist, data_start=day(start), data_end=day(end))
         req = DataRequest(source=source, data_dir=s.data_dir, watchlist=s.data_watchlist, start=s.data_start,
                           end=s.data_end, features=features, replace=replace, csv_path=path, csv_symbol=symbol,
-                          volume_unit=volume_unit, amount_unit=amount_unit)
+                          volume_unit=volume_unit, amount_unit=amount_unit, symbols=n_symbols, years=years,
+                          planted_ic=planted_ic, seed=seed, workers=workers, cluster=cluster)
         with progress(json_out, f"data ({source})") as update:
             result = run_data(req, s, progress=update)
     show(result, json_out, "render_data_result")
@@ -112,10 +133,21 @@ def train(
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its last completed "
                                          "epoch.")] = False,
     search: Annotated[int | None, typer.Option(min=1, metavar="N", help="Run an Optuna study of N trials (lr, "
-                                               "hidden size, window) instead of one run.")] = None,
-    storage: Annotated[str | None, typer.Option(metavar="URL", help="Optuna storage for --search (default: "
-                                                "sqlite in --out); share it to search from several "
-                                                "machines.")] = None,
+                                               "hidden size, window) instead of one run; N counts this "
+                                               "command's trials, shared by its --workers.")] = None,
+    storage: Annotated[str | None, typer.Option(metavar="URL", help="Optuna storage for --search: default "
+                                                "RUN_DIR/optuna.journal (safe for several processes); "
+                                                "journal:PATH or PATH.journal; postgresql://USER:PASS@HOST/DB "
+                                                "to search from several machines.")] = None,
+    workers: Annotated[int | None, typer.Option(min=1, metavar="K", help="--search: K processes on this "
+                                                "machine work on the study (torch threads split between "
+                                                "them).")] = None,
+    from_search: Annotated[Path | None, typer.Option("--from-search", metavar="RUN_DIR", help="Train with the "
+                                                     "best trial of the search in RUN_DIR (its search.json), "
+                                                     "with its preset, epochs and seed unless given.")] = None,
+    params_file: Annotated[Path | None, typer.Option("--params", metavar="FILE", help="Train with the lr, "
+                                                     "hidden and window of a JSON file, e.g. "
+                                                     '{"lr": 0.002, "hidden": 32, "window": 45}.')] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Train the multi-GAN generators (G1 GRU, G2 BiLSTM, G3 Transformer+RoPE, G4 on CAE/t3-VAE latents).
@@ -125,7 +157,19 @@ def train(
       heqis train                                  # tiny preset on ./heqis-data, seconds
       heqis train -p default --epochs 60 -o runs/exp1
       heqis train --resume -o runs/exp1            # after Ctrl-C, or to extend with --epochs
-      heqis train --search 20 -o runs/search       # Optuna study
+      heqis train --search 20 --workers 2 -o runs/s   # 20 trials, 2 processes
+      heqis train --from-search runs/s -o runs/best   # train the best trial
+      heqis train --params best.json                  # lr, hidden, window
+
+    [bold]Search from several machines[/]: the same data store on each, one database:
+
+      heqis train --search 30 --workers 4 -o runs/s1 \\
+        --storage postgresql://heqis:PASS@db-host/optuna
+
+    Each command adds its N trials to the one study (one per data store, preset and
+    --symbols); its search.json lists every trial the study held when it finished.
+    --from-search takes the search's preset, epochs, seed and symbols unless given again,
+    and refuses a store with other data.
 
     Each run directory holds checkpoints, the train-only scaler, manifest.json and metrics.csv.
     \\[features] window and flat_band in heqis.toml (or HEQIS_FEATURES_*) override the preset's.
@@ -134,21 +178,51 @@ def train(
 
     if resume and out is None:
         raise usage_error("--resume", "--resume needs --out RUN_DIR")
+    if workers is not None and not search:
+        raise usage_error("--workers", "--workers needs --search N (a single run trains in one process)")
+    if storage is not None and not search:
+        raise usage_error("--storage", "--storage needs --search N")
+    if from_search is not None and params_file is not None:
+        raise usage_error("--params", "give --from-search RUN_DIR or --params FILE, not both")
+    chosen_opt = "--from-search" if from_search is not None else "--params" if params_file is not None else None
+    if chosen_opt and (search or resume):
+        raise usage_error(chosen_opt, f"{chosen_opt} trains one new run: it does not go with "
+                          f"{'--search' if search else '--resume'}")
     with user_errors(ctx):
         s = settings(data_dir=data_dir)
         overrides = {k: v for k, v in (("window", s.features_window), ("flat_band", s.features_flat_band))
                      if v is not None and not resume}
+        chosen = None
+        if chosen_opt:
+            from heqis.train.provenance import params_from_file, params_from_search
+
+            chosen = params_from_search(from_search) if from_search is not None else params_from_file(params_file)
+
+            def given(name: str) -> bool:   # by name: typer ships its own copy of click's ParameterSource
+                return getattr(ctx.get_parameter_source(name), "name", None) in ("COMMANDLINE", "ENVIRONMENT")
+
+            preset = preset if given("preset") or not chosen.preset else chosen.preset  # type: ignore[assignment]
+            epochs = epochs if given("epochs") or chosen.epochs is None else chosen.epochs
+            seed = seed if given("seed") or chosen.seed is None else chosen.seed
+            symbols = symbols if given("symbols") or not chosen.symbols else ",".join(chosen.symbols)
+            overrides = {**chosen.overrides, **overrides}
         req = TrainRequest(data_dir=data_dir or (None if resume else s.data_dir), preset=preset,
                            symbols=parse_symbols(symbols), epochs=epochs, device=device, seed=seed,
-                           out=out or default_run_dir(preset, s.train_runs_dir), resume=resume, overrides=overrides)
+                           out=out or default_run_dir(preset, s.train_runs_dir), resume=resume, overrides=overrides,
+                           params=chosen.params if chosen else {}, params_from=chosen.source if chosen else None)
         try:
             if search:
                 from heqis.train.search import run_search
 
-                result_dict = run_search(req, search, storage, log=lambda line: err.print(escape(line))).to_dict()
+                result_dict = run_search(req, search, storage, workers=workers or 1,
+                                         log=lambda line: err.print(escape(line), soft_wrap=True)).to_dict()
             else:
                 result_dict = _train_with_progress(req, json_out).to_dict()
         except KeyboardInterrupt:
+            if search:
+                err.print("[yellow]interrupted[/]: finished trials are in the study; the same command "
+                          "continues it", soft_wrap=True)
+                raise typer.Exit(130) from None
             err.print(f"[yellow]interrupted[/]: the last completed epoch is saved; resume with "
                       f"[bold]heqis train --resume --out {escape(str(req.out))}[/]", soft_wrap=True)
             raise typer.Exit(130) from None
@@ -196,6 +270,9 @@ def backtest(
                                                     "KEY=VALUE[,...], e.g. slippage_bps=0,position_fraction=0.5.")]
         = None,
     score: Annotated[Score, typer.Option(help="What the select segment is ranked by.")] = "sharpe",
+    inference: Annotated[Literal["auto", "onnxruntime", "torch"], typer.Option(
+        help="Model inference for RUN_DIR: auto = torch on a GPU, else ONNX Runtime (CPU) when installed.")]
+        = "auto",
     start: Annotated[datetime | None, date_option("--signals: first day to simulate")] = None,
     end: Annotated[datetime | None, date_option("--signals: last day to simulate")] = None,
     json_out: JsonOpt = False,
@@ -232,7 +309,8 @@ def backtest(
             from heqis.backtest.run import backtest_run
 
             with progress(json_out, "backtest") as update:
-                result = backtest_run(run_dir, data_dir, market, score, out, progress=update)  # type: ignore[arg-type]
+                result = backtest_run(run_dir, data_dir, market, score, out, progress=update,  # type: ignore[arg-type]
+                                      inference_backend=inference)
     show(result.to_dict(), json_out, "render_backtest_result")
 
 

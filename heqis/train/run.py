@@ -26,7 +26,7 @@ from heqis.formats.run import SCALER, RunFolder, write_run_manifest
 from heqis.models import checkpoint
 from heqis.train.data import prepare
 from heqis.train.presets import Preset, get_preset
-from heqis.train.provenance import git_commit, versions
+from heqis.train.provenance import apply_params, check_data_hash, git_commit, versions
 from heqis.train.trainer import EpochReport, MultiGANTrainer
 
 METRIC_FIELDS = ("epoch", "phase", "generator", "kind", "train_loss", "train_mse", "train_ce", "adv_loss",
@@ -45,6 +45,8 @@ class TrainRequest:
     out: Path | None = None
     resume: bool = False
     overrides: dict[str, Any] = field(default_factory=dict)   # preset fields (tests, experiments)
+    params: dict[str, Any] = field(default_factory=dict)      # lr / hidden / window (--params, --from-search)
+    params_from: dict[str, Any] | None = None                 # where they came from, for the manifest
 
 
 @dataclass
@@ -135,6 +137,8 @@ def run_train(req: TrainRequest, on_epoch: Callable[[EpochReport, MultiGANTraine
             raise HeqisError(f"{out} already holds a training run",
                              hint="pass --resume to continue it, or another --out")
         preset = get_preset(req.preset, **{**req.overrides, "epochs": req.epochs or req.overrides.get("epochs")})
+        check_data_hash(req.params_from, data_manifest["content_hash"], store.root)
+        preset = apply_params(preset, req.params)
         seed = req.seed
         symbols = _select_symbols(store, req.symbols)
         segments = None
@@ -142,7 +146,7 @@ def run_train(req: TrainRequest, on_epoch: Callable[[EpochReport, MultiGANTraine
 
     bars = {s: store.read_bars(s) for s in symbols}
     data = prepare(bars, store.sessions(), preset.window, preset.flat_band, preset.max_train_windows, seed,
-                   segments=segments)
+                   segments=segments, max_val=preset.max_val_windows)
     out.mkdir(parents=True, exist_ok=True)
     data.scaler.save(out / SCALER)
     trainer = MultiGANTrainer(preset, data, device=device, seed=seed, encoder_log=log)
@@ -157,8 +161,10 @@ def run_train(req: TrainRequest, on_epoch: Callable[[EpochReport, MultiGANTraine
         "symbols": data.symbols, "window": preset.window, "features": feature_fingerprint(),
         "inputs": list(MODEL_INPUTS),
         "flat_band": preset.flat_band, "segments": data.segments.to_dict(),
-        "samples": {"train": data.n_train_total, "train_used": len(data.train), "val": len(data.val)},
+        "samples": {"train": data.n_train_total, "train_used": len(data.train), "val": data.n_val_total,
+                    "val_used": len(data.val)},
         "baselines": baselines, "versions": versions(), "git_commit": git_commit(),
+        "params_from": req.params_from if not req.resume else run_manifest.get("params_from"),
     }
     if req.resume:
         manifest["created_at"] = run_manifest.get("created_at", manifest["created_at"])
