@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from heqis.errors import HeqisError
-from heqis.features.windows import Scaler, Segments, WindowSet, build_windows
+from heqis.features.windows import Scaler, Segments, WindowIndex, index_windows
 from heqis.fileio import fsync_dir, read_json, sha256_file, write_json
 from heqis.formats.artifacts import CALIBRATION, ROUTING, write_artifact_manifest
 from heqis.formats.run import RunFolder
@@ -83,14 +83,15 @@ def parity(module: nn.Module, session: Any, windows: np.ndarray) -> dict[str, fl
     return out
 
 
-def real_windows(windows: WindowSet, scaler: Scaler, segments: Segments, segment: str, count: int,
+def real_windows(windows: WindowIndex, scaler: Scaler, segments: Segments, segment: str, count: int,
                  seed: int = 0) -> np.ndarray:
-    """``count`` scaled windows of ``segment`` drawn from the run's windows (deterministic)."""
+    """``count`` scaled windows of ``segment`` drawn from the run's windows (deterministic); only
+    the picked windows are cut out of the views, so export's memory does not grow with the universe."""
     ws = windows.segment(segments, segment)
     if not len(ws):
         raise HeqisError(f"no {segment} windows to check the export on")
     pick = np.sort(np.random.default_rng(seed).choice(len(ws), size=min(count, len(ws)), replace=False))
-    return scaler.transform(ws.x[pick])
+    return scaler.transform(ws.gather(pick))
 
 
 def routing_for(run_dir: Path, manifest: dict[str, Any], generators: list[str],
@@ -154,7 +155,7 @@ def export_run(run_dir: Path, generators: list[str] | None = None, out: Path = P
         for name in distinct:
             gid = next(g for g in wanted if scaler_files[g] == name)
             scaler = models[gid][1]
-            windows = build_windows(bars, scaler.window, scaler.flat_band, scaler.inputs)
+            windows = index_windows(bars, scaler.window, scaler.flat_band, scaler.inputs)
             checks[name] = real_windows(windows, scaler, segments, "val", 64)
             calib = real_windows(windows, scaler, segments, "train", calibration, seed=1)
             np.save(staging / calib_names[name], calib.astype(np.float32))

@@ -9,6 +9,7 @@ disagree.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,23 +27,46 @@ SCALER_VERSION = 1
 # ---------------------------------------------------------------------------------------------
 # scale-free inputs
 # ---------------------------------------------------------------------------------------------
-def _index_sets(inputs: tuple[str, ...]) -> tuple[list[int], list[int], list[int], int, int]:
+def _runs(index: list[int]) -> tuple[slice, ...]:
+    """Consecutive column indices as slices: in-place work on views instead of fancy-index copies."""
+    out: list[slice] = []
+    for i in index:
+        if out and out[-1].stop == i:
+            out[-1] = slice(out[-1].start, i + 1)
+        else:
+            out.append(slice(i, i + 1))
+    return tuple(out)
+
+
+@functools.lru_cache(maxsize=16)
+def _index_sets(inputs: tuple[str, ...]) -> tuple[tuple[slice, ...], tuple[slice, ...], tuple[slice, ...], int, int]:
+    # cached: the brain calls scale_free once per window, and building these lists cost ~12 µs a call
     price = [i for i, c in enumerate(inputs) if c in PRICE_LIKE]
     diff = [i for i, c in enumerate(inputs) if c in PRICE_DIFF]
     pct = [i for i, c in enumerate(inputs) if c in PERCENT_0_100]
-    return price, diff, pct, inputs.index("close"), inputs.index("log_vol")
+    return _runs(price), _runs(diff), _runs(pct), inputs.index("close"), inputs.index("log_vol")
 
 
 def scale_free(windows: np.ndarray, inputs: tuple[str, ...] = MODEL_INPUTS) -> np.ndarray:
-    """Scale-free copy of ``windows`` shaped [..., W, F] (columns in ``inputs`` order)."""
+    """Scale-free copy of ``windows`` shaped [..., W, F] (columns in ``inputs`` order).
+
+    The same IEEE operations in the same order as column-by-column arithmetic, done in place on
+    slices of one float64 copy (bit-identical; the brain runs this once per window)."""
     x = np.array(windows, dtype=np.float64, copy=True)
-    price, diff, pct, close_i, vol_i = _index_sets(inputs)
+    price, diff, pct, close_i, vol_i = _index_sets(tuple(inputs))
     last_close = x[..., -1:, close_i:close_i + 1].copy()  # a copy: 'close' itself is rescaled below
     last_vol = x[..., -1:, vol_i].copy()
-    x[..., price] = x[..., price] / last_close - 1.0
-    x[..., diff] = x[..., diff] / last_close
-    x[..., pct] = x[..., pct] / 100.0
-    x[..., vol_i] = x[..., vol_i] - last_vol
+    for sl in price:
+        v = x[..., sl]
+        np.divide(v, last_close, out=v)
+        v -= 1.0
+    for sl in diff:
+        v = x[..., sl]
+        np.divide(v, last_close, out=v)
+    for sl in pct:
+        v = x[..., sl]
+        np.divide(v, 100.0, out=v)
+    x[..., vol_i] -= last_vol
     return x
 
 
