@@ -42,8 +42,10 @@ def test_a_generator_best_only_on_test_is_not_chosen(tiny_run, sample_store, mon
 
     monkeypatch.setattr("heqis.models.checkpoint.load_generator_file", fake_load)
     monkeypatch.setattr(bt_run, "Inference", lambda models, backend: None)
-    monkeypatch.setattr(bt_run, "predict_needed", lambda inference, scalers, bars, dates: {
-        gid: oracle(bars, fakes.get(gid, (pd.Timestamp(0), pd.Timestamp(0)))) for gid in scalers})
+    monkeypatch.setattr(bt_run, "needed_inputs", lambda scalers, bars, dates: bars)
+    monkeypatch.setattr(bt_run, "predict_many", lambda inference, scalers, needed: [
+        {gid: oracle(bars, fakes.get(gid, (pd.Timestamp(0), pd.Timestamp(0)))) for gid in scalers}
+        for bars in needed])
     result = backtest_run(tiny_run, sample_store.root, MarketRules(slippage_bps=0), out=tmp_path / "bt")
     best = pd.read_csv(tmp_path / "bt" / "best_metrics.csv")
     assert set(best["generator"]) == {"G1"}, best[["symbol", "generator", "select_sharpe", "sharpe"]]

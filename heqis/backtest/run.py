@@ -25,7 +25,16 @@ import pandas as pd
 from heqis.backtest.engine import SymbolInputs, SymbolRun, run_symbols, symbol_inputs
 from heqis.backtest.metrics import METRIC_NAMES, compute_metrics, max_drawdown
 from heqis.backtest.rules import MarketRules
-from heqis.backtest.signals import MODES, Inference, align, predict_needed, read_signal_file
+from heqis.backtest.signals import (
+    MODES,
+    Inference,
+    Predictions,
+    align,
+    needed_inputs,
+    predict_many,
+    predict_needed,
+    read_signal_file,
+)
 from heqis.data.store import DataStore, atomic_write_parquet
 from heqis.errors import HeqisError
 from heqis.features.fingerprint import require_features
@@ -35,6 +44,8 @@ from heqis.formats.run import RunFolder
 
 BENCHMARK = "000300.SH"
 SCORES = ("sharpe", "total_return", "calmar", "excess_return")
+BACKTEST_SEGMENTS = ("select", "test")
+PREDICT_CHUNK = 64   # symbols whose windows go through one inference call per generator
 
 
 @dataclass
@@ -184,8 +195,14 @@ def open_run_models(run: RunFolder, data_dir: Path | None) -> tuple[DataStore, d
     return store, models
 
 
+def needed_dates(inputs: dict[str, SymbolInputs]) -> np.ndarray:
+    """The decision dates a backtest predicts: the sessions of its segments."""
+    return np.concatenate([inputs[seg].dates for seg in BACKTEST_SEGMENTS])
+
+
 def backtest_symbol(code: str, runner: SegmentRunner, inference: Inference, scalers: dict[str, Scaler],
-                    segments: dict[str, tuple[pd.Timestamp, pd.Timestamp]], score: str
+                    segments: dict[str, tuple[pd.Timestamp, pd.Timestamp]], score: str,
+                    preds: dict[str, Predictions] | None = None, inputs: dict[str, SymbolInputs] | None = None
                     ) -> tuple[dict[str, Any], list[dict[str, Any]], list[pd.DataFrame], list[pd.DataFrame]]:
     """One symbol of ``backtest_run``: (best row, candidate rows, equity frames, trade frames).
 
@@ -194,10 +211,10 @@ def backtest_symbol(code: str, runner: SegmentRunner, inference: Inference, scal
     generator × mode × segment and buy-and-hold once per segment go through one ``run_symbols`` call.
     """
     rules = runner.rules
-    names = ("select", "test")
-    inputs = {seg: runner.inputs(code, *segments[seg]) for seg in names}
-    preds = predict_needed(inference, scalers, runner.bars(code),
-                           np.concatenate([inputs[seg].dates for seg in names]))
+    names = BACKTEST_SEGMENTS
+    inputs = inputs or {seg: runner.inputs(code, *segments[seg]) for seg in names}
+    if preds is None:
+        preds = predict_needed(inference, scalers, runner.bars(code), needed_dates(inputs))
     cases = [(gid, mode, seg) for gid in preds for mode in MODES for seg in names]
     signals = {(gid, mode): pred.signals_array(mode, rules.regression_threshold) for gid, pred in preds.items()
                for mode in MODES}
@@ -247,15 +264,23 @@ def backtest_run(run_dir: Path, data_dir: Path | None = None, rules: MarketRules
     inference = Inference(models, inference_backend)
     scalers = {gid: scaler for gid, (_, scaler) in models.items()}
     best_rows, cand_rows, trades, equities = [], [], [], []
-    for n, code in enumerate(symbols):
-        progress(code, n, len(symbols))
-        best, cands, eq, tr = backtest_symbol(code, runner, inference, scalers, segments, score)
-        best_rows.append(best)
-        cand_rows.extend(cands)
-        equities.extend(eq)
-        trades.extend(tr)
-        runner.forget(code)
-        progress(code, n + 1, len(symbols))
+    for first in range(0, len(symbols), PREDICT_CHUNK):
+        chunk = symbols[first:first + PREDICT_CHUNK]
+        progress(chunk[0], first, len(symbols))
+        inputs = [{seg: runner.inputs(code, *segments[seg]) for seg in BACKTEST_SEGMENTS} for code in chunk]
+        needed = [needed_inputs(scalers, runner.bars(code), needed_dates(inp))
+                  for code, inp in zip(chunk, inputs, strict=True)]
+        preds = predict_many(inference, scalers, needed)
+        del needed
+        for i, code in enumerate(chunk):
+            best, cands, eq, tr = backtest_symbol(code, runner, inference, scalers, segments, score, preds[i],
+                                                  inputs[i])
+            best_rows.append(best)
+            cand_rows.extend(cands)
+            equities.extend(eq)
+            trades.extend(tr)
+            runner.forget(code)
+            progress(code, first + i + 1, len(symbols))
     if not best_rows:
         raise HeqisError(f"{run_dir}: no tradable symbol in the run (indices are only benchmarks)")
     equity = pd.concat(equities, ignore_index=True)

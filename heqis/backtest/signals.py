@@ -157,25 +157,58 @@ def _ort_available() -> bool:
     return True
 
 
-def predict_needed(inference: Inference, scalers: dict[str, Scaler], bars: pd.DataFrame,
-                   dates: Iterable[np.datetime64] | np.ndarray) -> dict[str, Predictions]:
-    """Every generator's predictions for one symbol on the decision ``dates`` only: ``research_inputs``
-    once, the windows once per look-back length, the scaled windows once per distinct scaler."""
+@dataclass
+class NeededWindows:
+    """One symbol's scaled windows on the decision dates a backtest uses, per distinct scaler."""
+
+    scaled: dict[tuple[int, bytes, bytes], np.ndarray]   # scaler key → [N, W, F] float32
+    dates: dict[int, np.ndarray]                         # window length → decision dates [N]
+
+
+def _scaler_key(scaler: Scaler) -> tuple[int, bytes, bytes]:
+    return scaler.window, scaler.x_scale.tobytes(), scaler.x_min.tobytes()
+
+
+def needed_inputs(scalers: dict[str, Scaler], bars: pd.DataFrame,
+                  dates: Iterable[np.datetime64] | np.ndarray) -> NeededWindows:
+    """``research_inputs`` once, the windows once per look-back length, the scaled windows once per
+    distinct scaler — for the decision ``dates`` only."""
     wanted = np.unique(np.asarray(dates, dtype="datetime64[ns]"))
     values = research_inputs(bars, next(iter(scalers.values())).inputs)
     windows: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     scaled: dict[tuple[int, bytes, bytes], np.ndarray] = {}
-    out = {}
-    for gid, scaler in scalers.items():
+    for scaler in scalers.values():
         if scaler.window not in windows:
             windows[scaler.window] = needed_windows(bars, values, scaler.window, wanted, scaler.inputs)
-        x, when = windows[scaler.window]
-        key = (scaler.window, scaler.x_scale.tobytes(), scaler.x_min.tobytes())
+        key = _scaler_key(scaler)
         if key not in scaled:
-            scaled[key] = scaler.transform(x)
-        reg, logits = inference.run(gid, scaled[key])
-        out[gid] = Predictions(when, scaler.inverse_y(reg), logits)
+            scaled[key] = scaler.transform(windows[scaler.window][0])
+    return NeededWindows(scaled, {w: when for w, (_, when) in windows.items()})
+
+
+def predict_many(inference: Inference, scalers: dict[str, Scaler],
+                 needed: list[NeededWindows]) -> list[dict[str, Predictions]]:
+    """Every generator's predictions for several symbols, one inference call per generator over all
+    of them: a small model's cost is mostly per call (a GRU steps through the window one bar at a
+    time whatever the batch), so one symbol's few hundred windows per call waste most of it."""
+    out: list[dict[str, Predictions]] = [{} for _ in needed]
+    for gid, scaler in scalers.items():
+        key = _scaler_key(scaler)
+        parts = [n.scaled[key] for n in needed]
+        reg, logits = inference.run(gid, np.concatenate(parts) if len(parts) > 1 else parts[0])
+        reg = scaler.inverse_y(reg)
+        start = 0
+        for i, (n, part) in enumerate(zip(needed, parts, strict=True)):
+            stop = start + len(part)
+            out[i][gid] = Predictions(n.dates[scaler.window], reg[start:stop], logits[start:stop])
+            start = stop
     return out
+
+
+def predict_needed(inference: Inference, scalers: dict[str, Scaler], bars: pd.DataFrame,
+                   dates: Iterable[np.datetime64] | np.ndarray) -> dict[str, Predictions]:
+    """Every generator's predictions for one symbol on the decision ``dates`` only."""
+    return predict_many(inference, scalers, [needed_inputs(scalers, bars, dates)])[0]
 
 
 SIGNAL_COLUMNS = {"symbol": ("symbol", "ts_code", "code"), "trade_date": ("trade_date", "date", "datetime"),
