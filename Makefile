@@ -49,6 +49,8 @@ bench: $(STAMP)  ## benchmarks: ours vs the peers, printed as ratios
 	$(BIN)/python benchmarks/train_step.py
 	$(BIN)/python benchmarks/backtest.py
 	$(BIN)/python benchmarks/backends.py
+	$(BIN)/python benchmarks/data_import.py
+	$(BIN)/python benchmarks/research_cycle.py
 
 clean:  ## remove the venv and generated data
 	rm -rf $(VENV) $(RKNN_VENV) heqis-data heqis-demo deploy_output .pytest_cache .ruff_cache build *.egg-info

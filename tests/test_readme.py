@@ -38,6 +38,10 @@ SKIPPED = {
     ".venv/bin/heqis status --fleet /tmp/heqis-fleet-bench-": "follows the fleet benchmark above",
     ".venv/bin/heqis logs brain-1 --fleet /tmp/heqis-fleet-bench-": "follows the fleet benchmark above",
     ".venv/bin/heqis down --fleet /tmp/heqis-fleet-bench-": "follows the fleet benchmark above",
+    "heqis train --search 20 --workers 2": "20 trials take minutes; tests/test_search.py runs two workers on one "
+                                           "journal and --from-search end to end",
+    "heqis train --from-search runs/s": "follows the search above (tests/test_search.py)",
+    ".venv/bin/python benchmarks/": "benchmarks take minutes; make bench runs them",
 }
 
 
