@@ -230,3 +230,21 @@ def test_backtest_cli(tiny_run, sample_store, isolated, tmp_path):
                           "bad.csv: row 2")
     check = run("check", "lookahead", str(tiny_run), "--points", "2", "--symbols", "600519.SH", cwd=isolated)
     assert check.returncode == 0 and "no look-ahead found" in check.stdout
+
+
+def test_a_symbol_without_sessions_in_select_or_test_is_left_out_with_a_note(tiny_run, sample_store, monkeypatch,
+                                                                             tmp_path):
+    """A symbol delisted before select (or listed during test) cannot be chosen on select and reported
+    on test; it is left out and named, and the other symbols' backtest goes on."""
+    select_start = pd.Timestamp(json.loads((tiny_run / "manifest.json").read_text())["segments"]["select"][0])
+    real_bars = bt_run.SegmentRunner.bars
+
+    def bars(self, code):
+        b = real_bars(self, code)
+        return b[b["trade_date"] < select_start].reset_index(drop=True) if code == "600519.SH" else b
+
+    monkeypatch.setattr(bt_run.SegmentRunner, "bars", bars)
+    result = backtest_run(tiny_run, sample_store.root, out=tmp_path / "bt")
+    assert "600519.SH" not in {r["symbol"] for r in result.rows}
+    assert len(result.rows) == 5
+    assert any("600519.SH" in note and "left out" in note for note in result.notes)

@@ -99,6 +99,20 @@ class SegmentRunner:
         """Drop a symbol's cached bars (a run over hundreds of symbols keeps one at a time)."""
         self._bars.pop(code, None)
 
+    def trades_in(self, code: str, segments: dict[str, tuple[pd.Timestamp, pd.Timestamp]],
+                  skipped: list[str]) -> bool:
+        """Whether ``code`` has bars in every backtest segment; if not, it is added to ``skipped`` (a
+        symbol listed during test or delisted before select cannot be chosen on select and reported on
+        test, and must not stop the other symbols' backtest)."""
+        dates = self.bars(code)["trade_date"]
+        for seg in BACKTEST_SEGMENTS:
+            lo, hi = max(dates.iloc[0], segments[seg][0]), min(dates.iloc[-1], segments[seg][1])
+            if not ((self.sessions >= lo) & (self.sessions <= hi)).any():   # as symbol_inputs lays them
+                skipped.append(code)
+                self.forget(code)
+                return False
+        return True
+
     def inputs(self, code: str, start: pd.Timestamp | None, end: pd.Timestamp | None) -> SymbolInputs:
         """The engine's arrays of ``code`` over [start, end] (HeqisError when no session is left)."""
         inp = symbol_inputs(self.bars(code), self.sessions, code, self.universe.kinds.get(code, "stock"),
@@ -264,9 +278,13 @@ def backtest_run(run_dir: Path, data_dir: Path | None = None, rules: MarketRules
     inference = Inference(models, inference_backend)
     scalers = {gid: scaler for gid, (_, scaler) in models.items()}
     best_rows, cand_rows, trades, equities = [], [], [], []
+    skipped: list[str] = []
     for first in range(0, len(symbols), PREDICT_CHUNK):
         chunk = symbols[first:first + PREDICT_CHUNK]
         progress(chunk[0], first, len(symbols))
+        chunk = [code for code in chunk if runner.trades_in(code, segments, skipped)]
+        if not chunk:
+            continue
         inputs = [{seg: runner.inputs(code, *segments[seg]) for seg in BACKTEST_SEGMENTS} for code in chunk]
         needed = [needed_inputs(scalers, runner.bars(code), needed_dates(inp))
                   for code, inp in zip(chunk, inputs, strict=True)]
@@ -282,6 +300,9 @@ def backtest_run(run_dir: Path, data_dir: Path | None = None, rules: MarketRules
             runner.forget(code)
             progress(code, first + i + 1, len(symbols))
     if not best_rows:
+        if skipped:
+            raise HeqisError(f"{run_dir}: no symbol of the run has sessions in both select and test",
+                             hint="fetch a longer date range")
         raise HeqisError(f"{run_dir}: no tradable symbol in the run (indices are only benchmarks)")
     equity = pd.concat(equities, ignore_index=True)
     portfolio, stats = portfolio_line(equity, store, "test")
@@ -289,7 +310,11 @@ def backtest_run(run_dir: Path, data_dir: Path | None = None, rules: MarketRules
     summary = {"run_dir": str(run_dir), "data_dir": str(store.root), "score": score, "rules": rules.to_dict(),
                "segments": manifest["segments"], "portfolio": stats, "symbols": symbols}
     _write(out, pd.DataFrame(best_rows), pd.DataFrame(cand_rows), trades, equity, portfolio, summary)
-    return BacktestResult(str(out), str(run_dir), score, rules.to_dict(), manifest["segments"], best_rows, stats)
+    notes = [f"{len(skipped)} symbol{'s' if len(skipped) != 1 else ''} with no session in select or test "
+             f"(listed later or delisted) left out: {', '.join(skipped[:10])}{' …' if len(skipped) > 10 else ''}"
+             ] if skipped else []
+    return BacktestResult(str(out), str(run_dir), score, rules.to_dict(), manifest["segments"], best_rows, stats,
+                          notes=notes)
 
 
 def backtest_signals(path: Path, data_dir: Path, rules: MarketRules | None = None, out: Path | None = None,

@@ -136,6 +136,8 @@ def render_backtest_result(console: Console, result: dict) -> None:
         console.print(line)
     console.print("[dim]blocked: order-days spent waiting on a limit open or a suspension · research only, "
                   "not investment advice[/]")
+    for note in result.get("notes", []):
+        console.print(f"[yellow]note:[/] {note}")
 
 
 def render_lookahead(console: Console, report: object) -> None:
