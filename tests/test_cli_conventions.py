@@ -76,6 +76,11 @@ def test_help_text_keeps_its_brackets_and_examples():
     ["status", "--local", "--fleet", "fleet.toml"],
     ["nosuchcommand"],
     ["data", "--start", "yesterday"],
+    ["data", "--symbols", "5"],                                   # a synthetic-panel option without synthetic
+    ["data", "-s", "synthetic", "--planted-ic", "5"],
+    ["data", "-s", "synthetic", "--cluster", "foo"],
+    ["train", "--workers", "2"],                                  # --workers without --search
+    ["train", "--from-search", "runs/s", "--params", "p.json"],
 ])
 def test_usage_errors_exit_2_without_a_traceback(isolated, args):
     proc = run(*args, cwd=isolated)

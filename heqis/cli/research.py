@@ -97,6 +97,11 @@ def data(
 
     if source == "csv" and path is None:
         raise usage_error("--path", "--source csv needs --path FILE (or a folder of CSV files)")
+    if source != "synthetic":
+        for name, flag in (("n_symbols", "--symbols"), ("years", "--years"), ("planted_ic", "--planted-ic"),
+                           ("seed", "--seed")):
+            if given_on_command_line(ctx, name):
+                raise usage_error(flag, f"{flag} shapes a synthetic panel: it needs --source synthetic")
     with user_errors(ctx):
         s = settings(data_dir=data_dir, data_watchlist=watchlist, data_start=day(start), data_end=day(end))
         req = DataRequest(source=source, data_dir=s.data_dir, watchlist=s.data_watchlist, start=s.data_start,
@@ -106,6 +111,12 @@ def data(
         with progress(json_out, f"data ({source})") as update:
             result = run_data(req, s, progress=update)
     show(result, json_out, "render_data_result")
+
+
+def given_on_command_line(ctx: typer.Context, name: str) -> bool:
+    """Whether the option ``name`` was given (not defaulted); compared by name because typer ships its
+    own copy of click, whose ``ParameterSource`` is another class than ``click.core``'s."""
+    return getattr(ctx.get_parameter_source(name), "name", None) in ("COMMANDLINE", "ENVIRONMENT")
 
 
 def epoch_line(report: Any, total: int) -> str:
@@ -198,8 +209,8 @@ def train(
 
             chosen = params_from_search(from_search) if from_search is not None else params_from_file(params_file)
 
-            def given(name: str) -> bool:   # by name: typer ships its own copy of click's ParameterSource
-                return getattr(ctx.get_parameter_source(name), "name", None) in ("COMMANDLINE", "ENVIRONMENT")
+            def given(name: str) -> bool:
+                return given_on_command_line(ctx, name)
 
             preset = preset if given("preset") or not chosen.preset else chosen.preset  # type: ignore[assignment]
             epochs = epochs if given("epochs") or chosen.epochs is None else chosen.epochs
