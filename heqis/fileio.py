@@ -47,8 +47,11 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(path: Path, payload: bytes | Writer, mode: int | None = None) -> None:
-    """Replace ``path`` with ``payload`` (bytes, or a function that writes to a binary file object)."""
+def atomic_write(path: Path, payload: bytes | Writer, mode: int | None = None, durable: bool = True) -> None:
+    """Replace ``path`` with ``payload`` (bytes, or a function that writes to a binary file object).
+
+    ``durable=False`` skips the fsyncs: the file still appears whole or not at all, and the caller
+    makes a batch of such files durable at once (the parallel data writers, before their manifest)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
@@ -62,13 +65,15 @@ def atomic_write(path: Path, payload: bytes | Writer, mode: int | None = None) -
             else:
                 payload(fh)
             fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    fsync_dir(path.parent)
+    if durable:
+        fsync_dir(path.parent)
 
 
 def write_json(path: Path, document: Any, mode: int | None = None) -> None:

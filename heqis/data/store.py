@@ -27,7 +27,6 @@ import fcntl
 import hashlib
 import json
 import os
-import secrets
 from collections.abc import Iterator
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -86,17 +85,7 @@ def atomic_write_parquet(path: Path, frame: pd.DataFrame, durable: bool = True) 
     the store's commit point (``DataStore.write_manifest(sync=True)``).
     """
     payload = parquet_bytes(frame)
-    if durable:
-        atomic_write(path, payload)
-    else:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-        try:
-            tmp.write_bytes(payload)
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+    atomic_write(path, payload, durable=durable)
     return hashlib.sha256(payload).hexdigest()
 
 
