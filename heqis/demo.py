@@ -53,6 +53,9 @@ REPLAY_FROM = "2024-07-01"
 Stage = Callable[[str], contextlib.AbstractContextManager[Callable[[str, int, int], None]]]
 
 
+FIRST_SIGNAL_S = 120.0     # the longest the demo waits for the fleet's first signal before watching
+
+
 def start_fleet(root: Path, base_port: int, brains: int = 2, rate: float = 40.0,
                 start: str = REPLAY_FROM) -> dict[str, Any]:
     """The local fleet on the demo's artifacts (stopping one an earlier demo left here), replaying from
@@ -66,16 +69,25 @@ def start_fleet(root: Path, base_port: int, brains: int = 2, rate: float = 40.0,
                                       ports=layout, rate=rate, start=start, replay_from=start))
 
 
-def watch_fleet(control_address: str, gateway_pid: int, seconds: float) -> Iterator[dict[str, Any]]:
-    """One telemetry snapshot of the demo's gateway per second for ``seconds`` (ends early when it stops)."""
+def watch_fleet(control_address: str, gateway_pid: int, seconds: float,
+                first_signal_s: float = FIRST_SIGNAL_S) -> Iterator[dict[str, Any]]:
+    """One telemetry snapshot of the demo's gateway per second for ``seconds``, counted from the first stored
+    signal (brains load their models first: on a loaded machine that takes longer than the watch itself, and
+    a watch of zeros shows nothing). Waits at most ``first_signal_s`` for it; ends early when the gateway stops."""
     from heqis.runtime.local_fleet import control
 
-    for _ in range(max(1, int(seconds))):
+    deadline = time.monotonic() + first_signal_s
+    started = False
+    left = max(1, int(seconds))
+    while left > 0:
         time.sleep(1.0)
         snapshot = control(control_address, {"cmd": "telemetry"}, 2.0)
         if snapshot is None or snapshot["nodes"][0].get("pid") != gateway_pid:
             return
-        yield snapshot
+        started = started or snapshot["nodes"][0]["counters"].get("signals", 0) > 0 or time.monotonic() > deadline
+        if started:
+            left -= 1
+            yield snapshot
 
 
 def _no_stage(label: str) -> contextlib.AbstractContextManager[Callable[[str, int, int], None]]:

@@ -89,9 +89,14 @@ def test_a_bad_csv_file_stops_the_run_before_anything_is_written(tmp_path):
     assert not (tmp_path / "store" / "bars").exists()
 
 
+SYMBOLS = 240
+
+
 def test_an_interrupted_run_resumes_without_losing_or_duplicating_a_symbol(tmp_path):
+    # enough symbols that the run is still going seconds after the tenth (a starved test process on a
+    # loaded machine once saw 80 symbols finish before its first Ctrl-C landed)
     root = tmp_path / "store"
-    cmd = [sys.executable, "-m", "heqis", "data", "-s", "synthetic", "--symbols", "80", "--years", "1",
+    cmd = [sys.executable, "-m", "heqis", "data", "-s", "synthetic", "--symbols", str(SYMBOLS), "--years", "1",
            "--workers", "1", "-d", str(root), "--json"]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -112,15 +117,15 @@ def test_an_interrupted_run_resumes_without_losing_or_duplicating_a_symbol(tmp_p
     assert proc.returncode != 0
     assert not (root / "manifest.json").exists()                      # the manifest is written last
     done = len(journal.read_text(encoding="utf-8").splitlines()) - 1
-    assert 10 <= done < 81
+    assert 10 <= done < SYMBOLS + 1
 
-    resumed = run_data(DataRequest(source="synthetic", data_dir=root, symbols=80, years=1, workers=1),
+    resumed = run_data(DataRequest(source="synthetic", data_dir=root, symbols=SYMBOLS, years=1, workers=1),
                        load_settings())
-    assert any(f"{done} of 81 symbols were already built" in n for n in resumed.notes), resumed.notes
+    assert any(f"{done} of {SYMBOLS + 1} symbols were already built" in n for n in resumed.notes), resumed.notes
     manifest = json.loads((root / "manifest.json").read_text(encoding="utf-8"))
-    assert len(manifest["symbols"]) == len(set(manifest["symbols"])) == 81
+    assert len(manifest["symbols"]) == len(set(manifest["symbols"])) == SYMBOLS + 1
     assert DataStore(root).verify() == [] and not journal.exists()
-    fresh = run_data(DataRequest(source="synthetic", data_dir=tmp_path / "fresh", symbols=80, years=1, workers=1),
+    fresh = run_data(DataRequest(source="synthetic", data_dir=tmp_path / "fresh", symbols=SYMBOLS, years=1, workers=1),
                      load_settings())
     assert resumed.content_hash == fresh.content_hash
     assert_same_store(root, tmp_path / "fresh")

@@ -126,7 +126,7 @@ class Gateway:
         self.ring: RingBuffer[Request] = RingBuffer(cfg.ring)
         self.decoder = Decoder("gateway")
         self.latency = LatencyWindow()
-        self.counters: Counter[str] = Counter()
+        self.counters: Counter[str] = Counter(sent=0, signals=0)    # shown as 0 before the first one, not missing
         self.alerts: list[dict[str, Any]] = []
         self.seq = 0
         self.paused = False
