@@ -248,3 +248,25 @@ def test_a_symbol_without_sessions_in_select_or_test_is_left_out_with_a_note(tin
     assert "600519.SH" not in {r["symbol"] for r in result.rows}
     assert len(result.rows) == 5
     assert any("600519.SH" in note and "left out" in note for note in result.notes)
+
+
+def test_the_outputs_do_not_depend_on_how_the_symbols_are_spread(tiny_run, sample_store, tmp_path, monkeypatch):
+    """One process, a local pool of two and a Dask LocalCluster of two give the same files."""
+    monkeypatch.setattr(bt_run, "MIN_PARALLEL_CHUNK", 1)          # 6 symbols: one chunk each, so work is split
+    ways = {"one": {"workers": 1}, "pool": {"workers": 2}, "dask": {"workers": 2, "cluster": "local"}}
+    results = {name: backtest_run(tiny_run, sample_store.root, out=tmp_path / name, **kw) for name, kw in ways.items()}
+    assert results["pool"].notes[-1] == "backtested on 2 processes in 6 chunks of ≤ 1 symbols"
+    assert results["dask"].notes[-1].startswith("backtested on dask local")
+    assert not results["one"].notes
+    for name in ("pool", "dask"):
+        for csv in ("best_metrics.csv", "candidates.csv"):
+            assert (tmp_path / name / csv).read_bytes() == (tmp_path / "one" / csv).read_bytes(), (name, csv)
+        for table in ("trades.parquet", "equity.parquet", "portfolio.parquet"):
+            pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / name / table),
+                                          pd.read_parquet(tmp_path / "one" / table))
+        assert results[name].rows == results["one"].rows
+
+
+def test_workers_are_for_a_run_not_a_signal_file(isolated):
+    proc = run("backtest", "--signals", "x.csv", "--workers", "2", cwd=isolated)
+    assert proc.returncode == 2 and "--workers spreads a RUN_DIR's symbols" in proc.stderr

@@ -21,11 +21,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 
 from heqis.backtest.engine import SymbolInputs, SymbolRun, run_symbols, symbol_inputs
 from heqis.backtest.metrics import METRIC_NAMES, compute_metrics, max_drawdown
 from heqis.backtest.rules import MarketRules
 from heqis.backtest.signals import (
+    INFERENCE_BACKENDS,
     MODES,
     Inference,
     Predictions,
@@ -41,11 +43,15 @@ from heqis.features.fingerprint import require_features
 from heqis.features.transform import Scaler
 from heqis.fileio import atomic_write, write_json
 from heqis.formats.run import RunFolder
+from heqis.parallel import Parallel, default_workers, parallel_map
 
 BENCHMARK = "000300.SH"
 SCORES = ("sharpe", "total_return", "calmar", "excess_return")
 BACKTEST_SEGMENTS = ("select", "test")
-PREDICT_CHUNK = 64   # symbols whose windows go through one inference call per generator
+PREDICT_CHUNK = 16   # symbols whose windows go through one inference call per generator (~7,000 at 7 years)
+MIN_PARALLEL_CHUNK = 8   # ~3,400 windows per call: still many full batches
+SMALL_RUN = 32       # up to this many symbols one process by default: a worker (torch, ONNX Runtime, the
+                     # models) takes seconds to start, more than it saves on a few symbols
 
 
 @dataclass
@@ -191,17 +197,23 @@ def tradable(symbols: list[str], universe: Universe) -> list[str]:
     return [s for s in symbols if universe.kinds.get(s, "stock") != "index"]
 
 
-def open_run_models(run: RunFolder, data_dir: Path | None) -> tuple[DataStore, dict[str, tuple[Any, Scaler]]]:
-    """The run's data store (checked to be the one it was trained on, with this code's features) and
-    every generator that has a checkpoint, with its own scaler."""
-    from heqis.models.checkpoint import load_generator_file
-
+def open_run_store(run: RunFolder, data_dir: Path | None) -> DataStore:
+    """The run's data store, checked to be the one it was trained on, with this code's features."""
     require_features(run.features, f"the run {run.root}",
                      hint=f"train it again with this heqis (heqis train --out {run.root}-new)")
     store = DataStore(data_dir or run.data_dir)
     if store.require_current()["content_hash"] != run.data_hash:
         raise HeqisError(f"{store.root}: not the data this run was trained on",
                          hint="point --data-dir at the run's data store")
+    return store
+
+
+def open_run_models(run: RunFolder, data_dir: Path | None) -> tuple[DataStore, dict[str, tuple[Any, Scaler]]]:
+    """The run's data store (``open_run_store``) and every generator that has a checkpoint, with its
+    own scaler."""
+    from heqis.models.checkpoint import load_generator_file
+
+    store = open_run_store(run, data_dir)
     models = {gid: (load_generator_file(run.checkpoint(gid)), Scaler.load(run.scaler_path(gid)))
               for gid in run.generators()}
     if not models:
@@ -257,62 +269,148 @@ def backtest_symbol(code: str, runner: SegmentRunner, inference: Inference, scal
     return best, cand_rows, equities, trades
 
 
+@dataclass(frozen=True)
+class RunJob:
+    """What every backtest worker needs to open the run itself (plain data: it crosses processes)."""
+
+    run_dir: str
+    data_dir: str | None
+    rules: MarketRules
+    score: str
+    inference_backend: str
+    threads: int | None           # intra-op threads per worker (None: leave torch's default)
+
+
+@dataclass
+class ChunkResult:
+    """``backtest_chunk`` of some symbols: the rows and frames of those it could backtest."""
+
+    best: list[dict[str, Any]] = field(default_factory=list)
+    candidates: list[dict[str, Any]] = field(default_factory=list)
+    equities: list[pd.DataFrame] = field(default_factory=list)
+    trades: list[pd.DataFrame] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Worker:
+    runner: SegmentRunner
+    inference: Inference
+    scalers: dict[str, Scaler]
+    segments: dict[str, tuple[pd.Timestamp, pd.Timestamp]]
+    score: str
+
+
+_WORKER: _Worker | None = None
+
+
+def init_backtest_worker(job: RunJob) -> None:
+    """Pool initializer: open the run, its store and its models once in this process."""
+    global _WORKER
+    if job.threads is not None:
+        torch.set_num_threads(job.threads)
+    run = RunFolder.open(Path(job.run_dir))
+    store, models = open_run_models(run, Path(job.data_dir) if job.data_dir else None)
+    _WORKER = _Worker(SegmentRunner(store, job.rules, Universe.of(store)), Inference(models, job.inference_backend),
+                      {gid: scaler for gid, (_, scaler) in models.items()},
+                      {k: (pd.Timestamp(a), pd.Timestamp(b)) for k, (a, b) in run.segments.items()}, job.score)
+
+
+def backtest_chunk(chunk: list[str]) -> ChunkResult:
+    """Backtest some symbols with one inference call per generator (runs where ``init_backtest_worker`` ran)."""
+    w = _WORKER
+    if w is None:  # pragma: no cover - a programming error, not a user's
+        raise RuntimeError("backtest_chunk needs init_backtest_worker first")
+    result = ChunkResult()
+    codes = [code for code in chunk if w.runner.trades_in(code, w.segments, result.skipped)]
+    if not codes:
+        return result
+    inputs = [{seg: w.runner.inputs(code, *w.segments[seg]) for seg in BACKTEST_SEGMENTS} for code in codes]
+    needed = [needed_inputs(w.scalers, w.runner.bars(code), needed_dates(inp))
+              for code, inp in zip(codes, inputs, strict=True)]
+    preds = predict_many(w.inference, w.scalers, needed)
+    del needed
+    for i, code in enumerate(codes):
+        best, cands, eq, tr = backtest_symbol(code, w.runner, w.inference, w.scalers, w.segments, w.score,
+                                              preds[i], inputs[i])
+        result.best.append(best)
+        result.candidates.extend(cands)
+        result.equities.extend(eq)
+        result.trades.extend(tr)
+        w.runner.forget(code)
+    return result
+
+
+def backtest_plan(symbols: int, workers: int | None, cluster: str | None) -> tuple[Parallel, int]:
+    """(how, symbols per chunk): one process for a small run unless asked (``SMALL_RUN``); otherwise
+    chunks small enough that every worker gets several, so none waits idle at the end, and large
+    enough to batch inference well."""
+    how = Parallel.of(workers, cluster)
+    if workers is None and cluster is None and symbols <= SMALL_RUN:
+        how = Parallel(1)
+    if how.workers <= 1 and not how.cluster:
+        return how, PREDICT_CHUNK
+    return how, max(MIN_PARALLEL_CHUNK, min(PREDICT_CHUNK, -(-symbols // (4 * how.workers))))
+
+
 def backtest_run(run_dir: Path, data_dir: Path | None = None, rules: MarketRules | None = None,
                  score: str = "sharpe", out: Path | None = None,
                  progress: Callable[[str, int, int], None] | None = None,
-                 inference_backend: str = "auto") -> BacktestResult:
+                 inference_backend: str = "auto", workers: int | None = None,
+                 cluster: str | None = None) -> BacktestResult:
     """Backtest every generator × mode of a training run; choose on ``select``, report on ``test``.
 
-    ``inference_backend``: ``auto`` | ``onnxruntime`` | ``torch`` (``signals.Inference``)."""
+    ``inference_backend``: ``auto`` | ``onnxruntime`` | ``torch`` (``signals.Inference``). Symbols are
+    backtested in chunks over ``heqis.parallel`` (``workers`` processes here, or the Dask scheduler
+    at ``cluster``, whose workers must see the run and data folders at the same paths); every chunk's
+    result is independent of how the symbols were split, so the outputs do not depend on either."""
     if score not in SCORES:
         raise HeqisError(f"unknown score '{score}'", hint=f"use one of: {', '.join(SCORES)}")
+    if inference_backend not in INFERENCE_BACKENDS:
+        raise HeqisError(f"unknown inference backend '{inference_backend}'",
+                         hint=f"use one of: {', '.join(INFERENCE_BACKENDS)}")
     rules = rules or MarketRules()
     progress = progress or (lambda what, done, total: None)
     run = RunFolder.open(run_dir)
     manifest = run.manifest
-    store, models = open_run_models(run, data_dir)
-    segments = {k: (pd.Timestamp(a), pd.Timestamp(b)) for k, (a, b) in run.segments.items()}
+    store = open_run_store(run, data_dir)
+    if not run.generators():
+        raise HeqisError(f"{run.root}: the run has no generator checkpoint yet", hint="let training finish an epoch")
     universe = Universe.of(store)
     symbols = tradable(manifest["symbols"], universe)
-    runner = SegmentRunner(store, rules, universe)
-    inference = Inference(models, inference_backend)
-    scalers = {gid: scaler for gid, (_, scaler) in models.items()}
-    best_rows, cand_rows, trades, equities = [], [], [], []
-    skipped: list[str] = []
-    for first in range(0, len(symbols), PREDICT_CHUNK):
-        chunk = symbols[first:first + PREDICT_CHUNK]
-        progress(chunk[0], first, len(symbols))
-        chunk = [code for code in chunk if runner.trades_in(code, segments, skipped)]
-        if not chunk:
-            continue
-        inputs = [{seg: runner.inputs(code, *segments[seg]) for seg in BACKTEST_SEGMENTS} for code in chunk]
-        needed = [needed_inputs(scalers, runner.bars(code), needed_dates(inp))
-                  for code, inp in zip(chunk, inputs, strict=True)]
-        preds = predict_many(inference, scalers, needed)
-        del needed
-        for i, code in enumerate(chunk):
-            best, cands, eq, tr = backtest_symbol(code, runner, inference, scalers, segments, score, preds[i],
-                                                  inputs[i])
-            best_rows.append(best)
-            cand_rows.extend(cands)
-            equities.extend(eq)
-            trades.extend(tr)
-            runner.forget(code)
-            progress(code, first + i + 1, len(symbols))
+    how, size = backtest_plan(len(symbols), workers, cluster)
+    local_pool = how.workers > 1 and not how.cluster
+    threads = max(1, default_workers() // how.workers) if local_pool else None
+    job = RunJob(str(run_dir.resolve()), str(store.root.resolve()), rules, score, inference_backend, threads)
+    chunks = [symbols[i:i + size] for i in range(0, len(symbols), size)]
+    results: dict[int, ChunkResult] = {}
+    done = 0
+    progress(symbols[0] if symbols else "", 0, len(symbols))
+    for index, result in parallel_map(backtest_chunk, chunks, how, initializer=init_backtest_worker,
+                                      initargs=(job,)):
+        results[chunks.index(index)] = result
+        done += len(index)
+        progress(index[-1], done, len(symbols))
+    ordered = [results[i] for i in range(len(chunks))]
+    best_rows = [row for r in ordered for row in r.best]
+    skipped = [code for r in ordered for code in r.skipped]
     if not best_rows:
         if skipped:
             raise HeqisError(f"{run_dir}: no symbol of the run has sessions in both select and test",
                              hint="fetch a longer date range")
         raise HeqisError(f"{run_dir}: no tradable symbol in the run (indices are only benchmarks)")
-    equity = pd.concat(equities, ignore_index=True)
+    equity = pd.concat([eq for r in ordered for eq in r.equities], ignore_index=True)
     portfolio, stats = portfolio_line(equity, store, "test")
     out = out or run_dir / "backtest"
     summary = {"run_dir": str(run_dir), "data_dir": str(store.root), "score": score, "rules": rules.to_dict(),
                "segments": manifest["segments"], "portfolio": stats, "symbols": symbols}
-    _write(out, pd.DataFrame(best_rows), pd.DataFrame(cand_rows), trades, equity, portfolio, summary)
+    _write(out, pd.DataFrame(best_rows), pd.DataFrame([row for r in ordered for row in r.candidates]),
+           [tr for r in ordered for tr in r.trades], equity, portfolio, summary)
     notes = [f"{len(skipped)} symbol{'s' if len(skipped) != 1 else ''} with no session in select or test "
              f"(listed later or delisted) left out: {', '.join(skipped[:10])}{' …' if len(skipped) > 10 else ''}"
              ] if skipped else []
+    if how.workers > 1 or how.cluster:
+        notes.append(f"backtested on {how.describe()} in {len(chunks)} chunks of ≤ {size} symbols")
     return BacktestResult(str(out), str(run_dir), score, rules.to_dict(), manifest["segments"], best_rows, stats,
                           notes=notes)
 

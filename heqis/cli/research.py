@@ -284,6 +284,12 @@ def backtest(
     inference: Annotated[Literal["auto", "onnxruntime", "torch"], typer.Option(
         help="Model inference for RUN_DIR: auto = torch on a GPU, else ONNX Runtime (CPU) when installed.")]
         = "auto",
+    workers: Annotated[int | None, typer.Option(min=1, metavar="K", help="RUN_DIR: backtest symbols in K "
+                                                "processes (default: the cores; 1 up to 32 symbols).")] = None,
+    cluster: Annotated[str | None, typer.Option(metavar="ADDR", help="RUN_DIR: backtest symbols on the Dask "
+                                                "scheduler at ADDR (tcp://HOST:8786; the run and data "
+                                                "folders at the same paths on every worker), or 'local'.")]
+        = None,
     start: Annotated[datetime | None, date_option("--signals: first day to simulate")] = None,
     end: Annotated[datetime | None, date_option("--signals: last day to simulate")] = None,
     json_out: JsonOpt = False,
@@ -300,11 +306,15 @@ def backtest(
       heqis backtest runs/exp1
       heqis backtest runs/exp1 --rules slippage_bps=0 --score total_return
       heqis backtest --signals my_signals.csv -d heqis-data
+      heqis backtest runs/exp1 --workers 2             # symbols in 2 processes
     """
     from heqis.backtest.rules import MarketRules
 
     if (run_dir is None) == (signals is None):
         raise usage_error("RUN_DIR", "give a RUN_DIR or --signals FILE (one of them)")
+    for name in ("workers", "cluster"):
+        if signals is not None and given_on_command_line(ctx, name):
+            raise usage_error(f"--{name}", f"--{name} spreads a RUN_DIR's symbols; --signals runs in one process")
     with user_errors(ctx):
         market = MarketRules().with_overrides(rules)
         if signals is not None:
@@ -321,7 +331,7 @@ def backtest(
 
             with progress(json_out, "backtest") as update:
                 result = backtest_run(run_dir, data_dir, market, score, out, progress=update,  # type: ignore[arg-type]
-                                      inference_backend=inference)
+                                      inference_backend=inference, workers=workers, cluster=cluster)
     show(result.to_dict(), json_out, "render_backtest_result")
 
 
