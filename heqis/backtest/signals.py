@@ -170,11 +170,12 @@ def _scaler_key(scaler: Scaler) -> tuple[int, bytes, bytes]:
 
 
 def needed_inputs(scalers: dict[str, Scaler], bars: pd.DataFrame,
-                  dates: Iterable[np.datetime64] | np.ndarray) -> NeededWindows:
-    """``research_inputs`` once, the windows once per look-back length, the scaled windows once per
-    distinct scaler — for the decision ``dates`` only."""
+                  dates: Iterable[np.datetime64] | np.ndarray, values: np.ndarray | None = None) -> NeededWindows:
+    """``research_inputs`` once (or the caller's ``values`` of it), the windows once per look-back
+    length, the scaled windows once per distinct scaler — for the decision ``dates`` only."""
     wanted = np.unique(np.asarray(dates, dtype="datetime64[ns]"))
-    values = research_inputs(bars, next(iter(scalers.values())).inputs)
+    if values is None:
+        values = research_inputs(bars, next(iter(scalers.values())).inputs)
     windows: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     scaled: dict[tuple[int, bytes, bytes], np.ndarray] = {}
     for scaler in scalers.values():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich import box
 from rich.console import Console
@@ -136,6 +136,36 @@ def render_backtest_result(console: Console, result: dict) -> None:
         console.print(line)
     console.print("[dim]blocked: order-days spent waiting on a limit open or a suspension · research only, "
                   "not investment advice[/]")
+    for note in result.get("notes", []):
+        console.print(f"[yellow]note:[/] {note}")
+
+
+def _num(value: Any, fmt: str) -> str:
+    return "—" if value is None else format(value, fmt)
+
+
+def _stars(p: float | None) -> str:
+    return "" if p is None else "**" if p < 0.01 else "*" if p < 0.05 else ""
+
+
+def render_evaluation(console: Console, result: dict, title: str = "HEQIS evaluate") -> None:
+    """One table per segment: skill against a zero-return forecast, direction, cross-sectional IC."""
+    for seg, body in result["segments"].items():
+        grid = table(console, f"{title} · {seg} {body['from']}→{body['to']} · {body['symbols']} symbols, "
+                              f"{body['days']} days, {body['samples']:,} samples")
+        for col in ("model", "MSE/0", "DM t", "acc", "b.acc", "pred ↓/→/↑", "IC", "IC t", "rank IC", "t"):
+            grid.add_column(col, justify="left" if col == "model" else "right", no_wrap=True)
+        for name, m in body["models"].items():
+            share = m["class_share"]
+            grid.add_row(name, _num(m["mse_ratio_zero"], ".4f"), _num(m["dm_t"], "+.2f") + _stars(m["dm_p"]),
+                         f"{m['acc']:.3f}", f"{m['balanced_acc']:.3f}",
+                         f"{share['down']:.0%}/{share['flat']:.0%}/{share['up']:.0%}".replace("%", ""),
+                         _num(m["ic_mean"], "+.3f"), _num(m["ic_t"], "+.1f"), _num(m["rank_ic_mean"], "+.3f"),
+                         _num(m["rank_ic_t"], "+.1f"))
+        console.print(grid)
+    console.print("[dim]MSE/0 < 1 and DM t < 0: better than predicting a zero return (Diebold–Mariano, "
+                  "Newey–West; * p < 0.05, ** p < 0.01; --json has p) · pred: % of each class predicted · "
+                  "IC: daily cross-sectional correlation, t = ICIR·√days[/]", soft_wrap=True)
     for note in result.get("notes", []):
         console.print(f"[yellow]note:[/] {note}")
 

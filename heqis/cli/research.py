@@ -335,6 +335,38 @@ def backtest(
     show(result.to_dict(), json_out, "render_backtest_result")
 
 
+def evaluate(
+    ctx: typer.Context,
+    run_dir: Annotated[Path, typer.Argument(metavar="RUN_DIR", help="Training run to evaluate.")],
+    segment: Annotated[Literal["val", "select", "test", "all"], typer.Option(
+        "--segment", help="Which segment's samples (by target day); all = val, select and test. test only when "
+                          "asked for, so that tuning does not look at it.")] = "val",
+    data_dir: Annotated[Path | None, typer.Option("--data-dir", "-d", metavar="DIR", help="Data store (default: "
+                                                  "the run's).")] = None,
+    inference: Annotated[Literal["auto", "onnxruntime", "torch"], typer.Option(
+        help="Model inference: auto = torch on a GPU, else ONNX Runtime (CPU) when installed.")] = "auto",
+    json_out: JsonOpt = False,
+) -> None:
+    """Out-of-sample skill of every generator, their ensemble and the baselines, with significance.
+
+    Per model: MSE and its ratio to predicting a zero return, the Diebold–Mariano test against
+    that zero forecast (daily cross-sectional mean loss differences, Newey–West lag ⌊T^(1/3)⌋,
+    two-sided), direction accuracy and balanced accuracy, the share of each predicted class, and
+    on days with ≥ 5 symbols the daily cross-sectional IC and rank IC (mean, t = ICIR·√days).
+    Baselines: zero, train_mean, last_value, majority (the train segment's most frequent class).
+
+    [bold]Examples[/]
+
+      heqis evaluate runs/exp1                     # the validation segment
+      heqis evaluate runs/exp1 --segment test --json
+    """
+    from heqis.evaluate.run import evaluate_run
+
+    with user_errors(ctx), progress(json_out, "evaluate") as update:
+        result = evaluate_run(run_dir, segment, data_dir, inference, progress=update)
+    show(result.to_dict(), json_out, "render_evaluation")
+
+
 def check_lookahead(
     ctx: typer.Context,
     run_dir: Annotated[Path, typer.Argument(metavar="RUN_DIR", help="Training run whose features and generators "
@@ -372,6 +404,7 @@ def register(app: typer.Typer) -> None:
     app.command(rich_help_panel=PANEL)(data)
     app.command(rich_help_panel=PANEL)(train)
     app.command(rich_help_panel=PANEL)(backtest)
+    app.command(rich_help_panel=PANEL)(evaluate)
     check = typer.Typer(help="Guards for research code: look-ahead in features and signals.", no_args_is_help=True)
     check.command("lookahead")(check_lookahead)
     app.add_typer(check, name="check", rich_help_panel=PANEL)
