@@ -268,3 +268,23 @@ def test_split_batches_equal_the_materialised_path_and_val_is_capped_with_the_se
     assert not torch.equal(capped.val.y, other.val.y)
     torch.testing.assert_close(capped.train.x, data.train.x, rtol=0, atol=0)
     assert get_preset("tiny").max_val_windows == 2000
+
+
+def test_an_epoch_cut_short_is_not_counted(sample_store, tmp_path, monkeypatch):
+    """Ctrl-C inside epoch 3: the manifest says 2 epochs, as last.pt holds (it said 3)."""
+    from heqis.train.trainer import MultiGANTrainer
+
+    real = MultiGANTrainer.validate
+
+    def cut(self, *args, **kwargs):
+        if self.epoch == 3:
+            raise KeyboardInterrupt
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(MultiGANTrainer, "validate", cut)
+    out = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        run_train(short_request(sample_store.root, out, epochs=4))
+    manifest = read_run_manifest(out)
+    assert manifest["status"] == "interrupted"
+    assert manifest["epochs_run"] == 2 == checkpoint.load(out / "checkpoints" / "last.pt")["trainer"]["epoch"]

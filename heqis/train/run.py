@@ -183,10 +183,14 @@ def run_train(req: TrainRequest, on_epoch: Callable[[EpochReport, MultiGANTraine
     elif req.resume:
         notes.append("no checkpoint yet: started from the beginning")
 
+    saved: dict[str, Any] = {}     # the manifest as of the last checkpoint: what an interruption leaves
+
     def save_state(status: str) -> None:
         checkpoint.save(last_path, {"trainer": trainer.state_dict(), "history": history})
         _write_metrics(out / "metrics.csv", history)
-        write_run_manifest(out, _summarise(manifest, trainer, status, time.monotonic() - t0))
+        saved.clear()
+        saved.update(_summarise(manifest, trainer, status, time.monotonic() - t0))
+        write_run_manifest(out, saved)
 
     status = "running"
     try:
@@ -208,7 +212,13 @@ def run_train(req: TrainRequest, on_epoch: Callable[[EpochReport, MultiGANTraine
                 break
         status = "early_stopped" if stopped_early else "complete"
     except KeyboardInterrupt:
-        write_run_manifest(out, _summarise(manifest, trainer, "interrupted", time.monotonic() - t0))
+        # the epoch under way is lost with the interruption: the manifest says what last.pt holds
+        # (counting the unfinished epoch made --resume and the console disagree by one)
+        state = dict(saved) if saved else _summarise(manifest, trainer, "interrupted", time.monotonic() - t0)
+        if not saved:
+            state["epochs_run"] = 0
+        write_run_manifest(out, {**state, "status": "interrupted", "seconds": round(
+            time.monotonic() - t0 + manifest.get("seconds_before", 0.0), 2)})
         raise
     final = _summarise(manifest, trainer, status, time.monotonic() - t0)
     write_run_manifest(out, final)
