@@ -270,3 +270,35 @@ def test_the_outputs_do_not_depend_on_how_the_symbols_are_spread(tiny_run, sampl
 def test_workers_are_for_a_run_not_a_signal_file(isolated):
     proc = run("backtest", "--signals", "x.csv", "--workers", "2", cwd=isolated)
     assert proc.returncode == 2 and "--workers spreads a RUN_DIR's symbols" in proc.stderr
+
+
+def test_signals_on_a_csv_store_from_its_first_bar(tmp_path):
+    """A CSV series' first bar has no previous close: no limit can be derived for it, and the
+    backtest must not stop there (it failed with "cannot convert float NaN to integer")."""
+    from bokeh_sampledata.stocks import AAPL
+
+    from heqis.config import load_settings
+    from heqis.data.pipeline import DataRequest, run_data
+
+    bars = pd.DataFrame(AAPL).rename(columns={"date": "trade_date"})[["trade_date", "open", "high", "low", "close",
+                                                                       "volume"]].iloc[:300]
+    bars.to_csv(tmp_path / "AAPL.csv", index=False)
+    run_data(DataRequest(source="csv", data_dir=tmp_path / "store", csv_path=tmp_path / "AAPL.csv"), load_settings())
+    pd.DataFrame({"symbol": "AAPL", "trade_date": bars["trade_date"].iloc[[0, 5]], "signal": [1, -1]}).to_csv(
+        tmp_path / "sig.csv", index=False)
+    result = backtest_signals(tmp_path / "sig.csv", tmp_path / "store", out=tmp_path / "bt")
+    trades = pd.read_parquet(tmp_path / "bt" / "trades.parquet")
+    assert len(trades) == 1 and trades["entry_date"].iloc[0] == pd.Timestamp(bars["trade_date"].iloc[1])
+    assert result.rows[0]["buy_blocked_limit"] == 0
+
+
+def test_an_interrupted_run_is_backtested_with_a_warning(tiny_run, sample_store, tmp_path):
+    import shutil
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(tiny_run, run_dir)
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    (run_dir / "manifest.json").write_text(json.dumps({**manifest, "status": "interrupted"}))
+    result = backtest_run(run_dir, sample_store.root, out=tmp_path / "bt")
+    assert result.notes[0].startswith("the run is interrupted") and "--resume" in result.notes[0]
+    assert not any("the run is" in n for n in backtest_run(tiny_run, sample_store.root, out=tmp_path / "b2").notes)

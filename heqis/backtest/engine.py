@@ -323,7 +323,8 @@ def symbol_inputs(bars: pd.DataFrame, sessions: pd.DatetimeIndex, symbol: str, k
             st = np.zeros(len(days), dtype=bool)
             st[hit] = bars["is_st"].fillna(False).to_numpy(dtype=bool)[pos[hit]]
             listing = list_date.date() if list_date is not None and pd.notna(list_date) else None
-            for i in np.flatnonzero(missing):
+            for i in np.flatnonzero(missing & np.isfinite(pre)):   # no previous close (a series' first
+                # bar): no limit can be derived, the order is not blocked (up inf, down 0 below)
                 band = limit_band(kind, board, bool(st[i]), pd.Timestamp(days[i]).date(), int(at[i]), listing)
                 up[i] = round_price(pre[i] * (1 + band[0]), tick) if band else np.inf
                 down[i] = round_price(pre[i] * (1 - band[1]), tick) if band else 0.0

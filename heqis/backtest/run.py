@@ -48,6 +48,7 @@ from heqis.parallel import Parallel, default_workers, parallel_map
 BENCHMARK = "000300.SH"
 SCORES = ("sharpe", "total_return", "calmar", "excess_return")
 BACKTEST_SEGMENTS = ("select", "test")
+FINISHED = ("complete", "early_stopped")      # run statuses of a training that ended by itself
 PREDICT_CHUNK = 16   # symbols whose windows go through one inference call per generator (~7,000 at 7 years)
 MIN_PARALLEL_CHUNK = 8   # ~3,400 windows per call: still many full batches
 SMALL_RUN = 32       # up to this many symbols one process by default: a worker (torch, ONNX Runtime, the
@@ -409,6 +410,9 @@ def backtest_run(run_dir: Path, data_dir: Path | None = None, rules: MarketRules
     notes = [f"{len(skipped)} symbol{'s' if len(skipped) != 1 else ''} with no session in select or test "
              f"(listed later or delisted) left out: {', '.join(skipped[:10])}{' …' if len(skipped) > 10 else ''}"
              ] if skipped else []
+    if run.status not in FINISHED:
+        notes.insert(0, f"the run is {run.status}: these are its best checkpoints so far, not a finished run's "
+                        f"(heqis train --resume --out {run_dir} finishes it)")
     if how.workers > 1 or how.cluster:
         notes.append(f"backtested on {how.describe()} in {len(chunks)} chunks of ≤ {size} symbols")
     return BacktestResult(str(out), str(run_dir), score, rules.to_dict(), manifest["segments"], best_rows, stats,

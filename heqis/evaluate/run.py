@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from heqis.backtest.run import Universe, open_run_models, tradable
+from heqis.backtest.run import FINISHED, Universe, open_run_models, tradable
 from heqis.backtest.signals import Inference, needed_inputs, predict_many
 from heqis.errors import HeqisError
 from heqis.evaluate.stats import CLASSES, daily_ic, daily_means, diebold_mariano, direction_scores
@@ -193,8 +193,9 @@ def evaluate_run(run_dir: Path, segment: str = "val", data_dir: Path | None = No
         progress(chunk[-1], min(first + CHUNK, len(symbols)), len(symbols))
     majority = int(train_classes.argmax())
     notes = []
-    if run.status not in ("complete", "early_stopped"):
-        notes.append(f"the run is {run.status}: its checkpoints are the best epochs so far, not a finished run")
+    if run.status not in FINISHED:
+        notes.append(f"the run is {run.status}: these are its best checkpoints so far, not a finished run's "
+                     f"(heqis train --resume --out {run_dir} finishes it)")
     out: dict[str, dict[str, Any]] = {}
     for n in names:
         if not panels[n].y:
