@@ -176,6 +176,8 @@ def test_train_cli_end_to_end_json(isolated, sample_store):
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
     assert result["status"] == "complete" and result["epochs_run"] == 1
+    evaluation = result["evaluation"]["segments"]                       # training ends with heqis evaluate …
+    assert list(evaluation) == ["val"] and {"G1", "ensemble", "zero"} <= set(evaluation["val"]["models"])  # … on val
     run_dir = isolated / "runs" / "r1"
     for name in ("manifest.json", "metrics.csv", "scaler_params.json", "checkpoints/last.pt", "checkpoints/G1.pt"):
         assert (run_dir / name).exists(), name

@@ -87,6 +87,9 @@ def render_train_result(console: Console, result: dict) -> None:
                   f"{sum(e.startswith('cross') for e in events)} cross-finetune)")
     for note in result.get("notes", []):
         console.print(f"[yellow]note:[/] {note}")
+    if result.get("evaluation"):
+        render_evaluation(console, result["evaluation"], title="out of sample")
+        console.print(f"[dim]the test segment: heqis evaluate {result['run_dir']} --segment test[/]", soft_wrap=True)
 
 
 def render_search_result(console: Console, result: dict) -> None:

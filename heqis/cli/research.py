@@ -26,6 +26,7 @@ from heqis.cli.common import (
     usage_error,
     user_errors,
 )
+from heqis.errors import HeqisError
 
 PANEL = "Research"
 Preset = Literal["tiny", "default", "paper"]
@@ -229,6 +230,7 @@ def train(
                                          log=lambda line: err.print(escape(line), soft_wrap=True)).to_dict()
             else:
                 result_dict = _train_with_progress(req, json_out).to_dict()
+                result_dict["evaluation"] = _validation_part(Path(result_dict["run_dir"]), json_out)
         except KeyboardInterrupt:
             if search:
                 err.print("[yellow]interrupted[/]: finished trials are in the study; the same command "
@@ -238,6 +240,20 @@ def train(
                       f"[bold]heqis train --resume --out {escape(str(req.out))}[/]", soft_wrap=True)
             raise typer.Exit(130) from None
     show(result_dict, json_out, "render_search_result" if search else "render_train_result")
+
+
+def _validation_part(run_dir: Path, json_out: bool) -> dict[str, Any] | None:
+    """``heqis evaluate RUN`` on val, as every training ends (test only when asked for, by evaluate):
+    None, with a note, when it cannot run (the training itself has succeeded)."""
+    from heqis.evaluate.run import evaluate_run
+
+    try:
+        with progress(json_out, "evaluate on val") as update:
+            return evaluate_run(run_dir, "val", progress=update).to_dict()
+    except HeqisError as exc:
+        if not json_out:
+            err.print(f"[yellow]note:[/] no validation evaluation: {escape(exc.message)}", soft_wrap=True)
+        return None
 
 
 def _train_with_progress(req: Any, json_out: bool) -> Any:
