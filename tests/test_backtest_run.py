@@ -156,6 +156,24 @@ def test_lookahead_check_flags_signals_that_peek(tiny_run, sample_store, monkeyp
     assert any(leak.kind == "signal" for leak in report.leaks)
 
 
+def reference_balanced_acc(bars, pred, mode: str, band: float, sessions) -> float:
+    """scikit-learn's balanced accuracy of the direction a candidate trades on, over its decisions in
+    ``sessions`` whose next day is known."""
+    from sklearn.metrics import balanced_accuracy_score
+
+    nxt = bars.set_index("trade_date")["close"].pct_change().shift(-1)
+    said, true = [], []
+    wanted = set(pd.DatetimeIndex(sessions))
+    for i, day in enumerate(pd.DatetimeIndex(pred.dates)):
+        if day not in wanted or np.isnan(nxt.get(day, np.nan)):
+            continue
+        value = pred.reg_return[i]
+        said.append(int(np.argmax(pred.cls_logits[i])) if mode == "cls" else 0 if value < -band else
+                    2 if value > band else 1)
+        true.append(0 if nxt[day] < -band else 2 if nxt[day] > band else 1)
+    return float(balanced_accuracy_score(true, said))
+
+
 def reference_candidates(run_dir, rules: MarketRules) -> pd.DataFrame:
     """The straightforward backtest: every window predicted with torch, one ``run_symbol`` per case,
     buy-and-hold alongside each (what ``backtest_run`` did before it predicted only what it simulates)."""
@@ -183,6 +201,7 @@ def reference_candidates(run_dir, rules: MarketRules) -> pd.DataFrame:
                     hold[0] = 1
                     metrics = compute_metrics(run_symbol(inp, align(signals, inp.dates), rules), rules.initial_cash,
                                               rules.periods_per_year, run_symbol(inp, hold, rules))
+                    metrics["balanced_acc"] = reference_balanced_acc(bars, pred, mode, scaler.flat_band, inp.dates)
                     rows.append({"symbol": code, "generator": gid, "mode": mode, "segment": segment, **metrics})
     return pd.DataFrame(rows)
 
@@ -302,3 +321,13 @@ def test_an_interrupted_run_is_backtested_with_a_warning(tiny_run, sample_store,
     result = backtest_run(run_dir, sample_store.root, out=tmp_path / "bt")
     assert result.notes[0].startswith("the run is interrupted") and "--resume" in result.notes[0]
     assert not any("the run is" in n for n in backtest_run(tiny_run, sample_store.root, out=tmp_path / "b2").notes)
+
+
+def test_score_balanced_acc_chooses_the_best_direction_on_select(tiny_run, sample_store, tmp_path):
+    result = backtest_run(tiny_run, sample_store.root, score="balanced_acc", out=tmp_path / "bt")
+    cands = pd.read_csv(tmp_path / "bt" / "candidates.csv")
+    select = cands[cands["segment"] == "select"]
+    for row in result.rows:
+        mine = select[select["symbol"] == row["symbol"]]
+        assert row["select_balanced_acc"] == pytest.approx(mine["balanced_acc"].max())
+        assert 0 <= row["balanced_acc"] <= 1

@@ -184,7 +184,9 @@ def test_train_cli_end_to_end_json(isolated, sample_store):
     again = run("train", "--epochs", "1", "--out", "runs/r1", env=env, cwd=isolated)
     assert_one_line_error(again, 1, "already holds a training run", "--resume")
     assert run("train", "--resume", env=env, cwd=isolated).returncode == 2           # --resume needs --out
-    for bad in (("--preset", "huge"), ("--device", "tpu")):                     # invalid values are usage errors
+    resumed = run("train", "--resume", "-o", "runs/r1", "--class-weights", "none", env=env, cwd=isolated)
+    assert resumed.returncode == 2 and "keeps the class weights it started with" in resumed.stderr
+    for bad in (("--preset", "huge"), ("--device", "tpu"), ("--class-weights", "equal")):   # usage errors
         proc = run("train", *bad, env=env, cwd=isolated)
         assert proc.returncode == 2 and "Traceback" not in proc.stderr and bad[1] in proc.stderr
     assert_one_line_error(run("train", "--symbols", "999999.SH", env=env, cwd=isolated), 1, "999999.SH")

@@ -11,7 +11,7 @@ from scipy.stats import spearmanr
 
 import heqis.evaluate.run as ev
 from heqis.backtest.signals import Predictions
-from heqis.evaluate.stats import (
+from heqis.stats import (
     daily_ic,
     daily_means,
     diebold_mariano,

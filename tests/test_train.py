@@ -105,13 +105,14 @@ def test_checkpoint_round_trip_reproduces_the_validation_loss(short_run, sample_
     manifest = read_run_manifest(out)
     bars = {s: sample_store.read_bars(s) for s in SYMBOLS}
     data = prepare(bars, sample_store.sessions(), 60, 0.005, max_train=600)
-    from heqis.train.losses import supervised_loss
+    from heqis.train.losses import balanced_class_weights, supervised_loss
 
+    weight = balanced_class_weights(data.train.cls)         # the preset's class weights, from train
     for gid, info in manifest["generators"].items():
         model = load_generator(out, gid)
         with torch.no_grad():
             reg, cls = model(data.val.x)
-        loss, _, _ = supervised_loss(reg, cls, data.val.y, data.val.cls)
+        loss, _, _ = supervised_loss(reg, cls, data.val.y, data.val.cls, class_weight=weight)
         assert float(loss) == pytest.approx(info["best_val_loss"], abs=1e-5), gid
 
 
@@ -288,3 +289,43 @@ def test_an_epoch_cut_short_is_not_counted(sample_store, tmp_path, monkeypatch):
     manifest = read_run_manifest(out)
     assert manifest["status"] == "interrupted"
     assert manifest["epochs_run"] == 2 == checkpoint.load(out / "checkpoints" / "last.pt")["trainer"]["epoch"]
+
+
+def test_balanced_class_weights_make_every_class_cost_the_same():
+    from heqis.train.losses import balanced_class_weights, supervised_loss
+
+    labels = torch.tensor([0] * 10 + [1] * 30 + [2] * 60)
+    w = balanced_class_weights(labels)
+    np.testing.assert_allclose(w.numpy(), [100 / 30, 100 / 90, 100 / 180], rtol=1e-6)
+    assert torch.bincount(labels, weights=w[labels].double()).tolist() == pytest.approx([100 / 3] * 3)
+    assert balanced_class_weights(torch.tensor([2, 2, 0])).tolist() == pytest.approx([1.5, 0.0, 0.75])
+    # on an input that says nothing, the unweighted optimum is the majority class; weighted, it is not
+    for weight, expect_up in ((None, True), (w, False)):
+        logits = torch.zeros(1, 3, requires_grad=True)
+        opt = torch.optim.SGD([logits], lr=0.5)
+        for _ in range(300):
+            opt.zero_grad()
+            _, _, ce = supervised_loss(torch.zeros(100, 1), logits.expand(100, 3), torch.zeros(100, 1), labels,
+                                       class_weight=weight)
+            ce.backward()
+            opt.step()
+        prob = torch.softmax(logits.detach(), 1)[0]
+        assert bool(prob[2] > 0.55) is expect_up, prob      # unweighted ≈ the class shares (0.1, 0.3, 0.6)
+        if weight is not None:
+            np.testing.assert_allclose(prob.numpy(), [1 / 3] * 3, atol=1e-3)
+
+
+def test_the_trainer_weights_classes_by_the_train_segment_unless_told_not_to(sample_store):
+    bars = {s: sample_store.read_bars(s) for s in SYMBOLS}
+    data = prepare(bars, sample_store.sessions(), 60, 0.005, max_train=500)
+    balanced = MultiGANTrainer(get_preset("tiny", max_train_windows=500), data)
+    counts = torch.bincount(data.train.cls, minlength=3).double()
+    np.testing.assert_allclose((balanced.class_weight.double() * counts).numpy(), [counts.sum() / 3] * 3, rtol=1e-6)
+    assert MultiGANTrainer(get_preset("tiny", class_weights="none"), data).class_weight is None
+    with pytest.raises(HeqisError, match="class_weights"):
+        MultiGANTrainer(get_preset("tiny", class_weights="equal"), data)
+    from heqis.train.presets import Preset
+
+    old = get_preset("tiny").to_dict()
+    del old["class_weights"]                     # a run recorded before class weights resumes without them
+    assert Preset.from_dict(old).class_weights == "none"

@@ -46,7 +46,7 @@ from heqis.formats.run import RunFolder
 from heqis.parallel import Parallel, default_workers, parallel_map
 
 BENCHMARK = "000300.SH"
-SCORES = ("sharpe", "total_return", "calmar", "excess_return")
+SCORES = ("sharpe", "total_return", "calmar", "excess_return", "balanced_acc")
 BACKTEST_SEGMENTS = ("select", "test")
 FINISHED = ("complete", "early_stopped")      # run statuses of a training that ended by itself
 PREDICT_CHUNK = 16   # symbols whose windows go through one inference call per generator (~7,000 at 7 years)
@@ -227,6 +227,30 @@ def needed_dates(inputs: dict[str, SymbolInputs]) -> np.ndarray:
     return np.concatenate([inputs[seg].dates for seg in BACKTEST_SEGMENTS])
 
 
+def next_day_classes(bars: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(decision dates, next-day return close T → close T+1) of a symbol's bars (the last bar has none)."""
+    close = bars["close"].to_numpy(dtype=np.float64)
+    return bars["trade_date"].to_numpy(dtype="datetime64[ns]")[:-1], close[1:] / close[:-1] - 1.0
+
+
+def direction_skill(pred: Predictions, mode: str, flat_band: float, truth: tuple[np.ndarray, np.ndarray],
+                    sessions: np.ndarray) -> float:
+    """Balanced accuracy of the direction a candidate trades on (``cls``: the class head's argmax;
+    ``reg``: the predicted return through the flat band) over its decisions on ``sessions``
+    (``--score balanced_acc``; NaN when none has a known outcome)."""
+    from heqis.features.windows import direction
+    from heqis.stats import direction_scores
+
+    dates, ret = truth
+    pos = np.searchsorted(dates, pred.dates)
+    known = (pos < len(dates)) & np.isin(pred.dates, sessions)
+    known[known] = dates[pos[known]] == pred.dates[known]
+    if not known.any():
+        return float("nan")
+    said = pred.cls_logits[known].argmax(axis=1) if mode == "cls" else direction(pred.reg_return[known], flat_band)
+    return direction_scores(said, direction(ret[pos[known]], flat_band))[1]
+
+
 def backtest_symbol(code: str, runner: SegmentRunner, inference: Inference, scalers: dict[str, Scaler],
                     segments: dict[str, tuple[pd.Timestamp, pd.Timestamp]], score: str,
                     preds: dict[str, Predictions] | None = None, inputs: dict[str, SymbolInputs] | None = None
@@ -251,8 +275,10 @@ def backtest_symbol(code: str, runner: SegmentRunner, inference: Inference, scal
     holds = dict(zip(names, runs[len(cases):], strict=True))
     results: dict[tuple[str, str], dict[str, tuple[SymbolRun, SymbolRun, dict[str, float]]]] = {}
     cand_rows = []
+    truth = next_day_classes(runner.bars(code))
     for (gid, mode, seg), strategy in zip(cases, runs, strict=False):
         metrics = compute_metrics(strategy, rules.initial_cash, rules.periods_per_year, holds[seg])
+        metrics["balanced_acc"] = direction_skill(preds[gid], mode, scalers[gid].flat_band, truth, inputs[seg].dates)
         results.setdefault((gid, mode), {})[seg] = (strategy, holds[seg], metrics)
         cand_rows.append({"symbol": code, "generator": gid, "mode": mode, "segment": seg, **metrics})
     scored = [(per["select"][2][score], per["select"][2]["total_return"], gid, mode, per)
@@ -260,8 +286,8 @@ def backtest_symbol(code: str, runner: SegmentRunner, inference: Inference, scal
     scored.sort(key=lambda s: (-s[0], -s[1], s[2], s[3]))   # best select score; ties: return, then name
     _, _, gid, mode, per_segment = scored[0]
     best = {"symbol": code, "generator": gid, "mode": mode,
-            **{k: per_segment["test"][2][k] for k in METRIC_NAMES},
-            **{f"select_{k}": per_segment["select"][2][k] for k in METRIC_NAMES}}
+            **{k: per_segment["test"][2][k] for k in (*METRIC_NAMES, "balanced_acc")},
+            **{f"select_{k}": per_segment["select"][2][k] for k in (*METRIC_NAMES, "balanced_acc")}}
     equities, trades = [], []
     for segment, (strategy, hold, _) in per_segment.items():
         eq, tr = _frames(code, segment, strategy, hold, gid, mode)

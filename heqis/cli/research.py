@@ -31,7 +31,7 @@ from heqis.errors import HeqisError
 PANEL = "Research"
 Preset = Literal["tiny", "default", "paper"]
 Device = Literal["auto", "cpu", "cuda"]
-Score = Literal["sharpe", "total_return", "calmar", "excess_return"]
+Score = Literal["sharpe", "total_return", "calmar", "excess_return", "balanced_acc"]
 
 
 def data(
@@ -160,6 +160,9 @@ def train(
     params_file: Annotated[Path | None, typer.Option("--params", metavar="FILE", help="Train with the lr, "
                                                      "hidden and window of a JSON file, e.g. "
                                                      '{"lr": 0.002, "hidden": 32, "window": 45}.')] = None,
+    class_weights: Annotated[Literal["balanced", "none"] | None, typer.Option(
+        "--class-weights", help="Direction head's cross-entropy: balanced (weights from the train segment's "
+        "classes, so always answering 'up' does not pay; the default) or none.")] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Train the multi-GAN generators (G1 GRU, G2 BiLSTM, G3 Transformer+RoPE, G4 on CAE/t3-VAE latents).
@@ -200,10 +203,14 @@ def train(
     if chosen_opt and (search or resume):
         raise usage_error(chosen_opt, f"{chosen_opt} trains one new run: it does not go with "
                           f"{'--search' if search else '--resume'}")
+    if class_weights is not None and resume:
+        raise usage_error("--class-weights", "a resumed run keeps the class weights it started with")
     with user_errors(ctx):
         s = settings(data_dir=data_dir)
         overrides = {k: v for k, v in (("window", s.features_window), ("flat_band", s.features_flat_band))
                      if v is not None and not resume}
+        if class_weights is not None:
+            overrides["class_weights"] = class_weights
         chosen = None
         if chosen_opt:
             from heqis.train.provenance import params_from_file, params_from_search

@@ -5,7 +5,7 @@ baselines ``zero`` (a zero return), ``train_mean`` (the train segment's mean ret
 scaler), ``last_value`` (today's return again) and ``majority`` (the train segment's most frequent
 class; no return forecast): MSE and its ratio to ``zero``, Diebold–Mariano against ``zero``,
 accuracy and balanced accuracy of the direction, the share of each predicted class, and the daily
-cross-sectional IC / rank IC (``heqis.evaluate.stats``).
+cross-sectional IC / rank IC (``heqis.stats``).
 
 Samples are the run's own: a window of finite inputs ending on day T, target the return from T's
 close to T+1's (as training), assigned to the segment holding its *target* day. Every model is
@@ -28,9 +28,9 @@ import pandas as pd
 from heqis.backtest.run import FINISHED, Universe, open_run_models, tradable
 from heqis.backtest.signals import Inference, needed_inputs, predict_many
 from heqis.errors import HeqisError
-from heqis.evaluate.stats import CLASSES, daily_ic, daily_means, diebold_mariano, direction_scores
 from heqis.features.windows import direction, research_inputs, valid_ends
 from heqis.formats.run import RunFolder
+from heqis.stats import CLASSES, daily_ic, daily_means, diebold_mariano, direction_scores
 
 EVAL_SEGMENTS = ("val", "select", "test")
 SEGMENT_CHOICES = (*EVAL_SEGMENTS, "all")

@@ -24,11 +24,25 @@ def generator_adversarial_loss(fake_logits: torch.Tensor) -> torch.Tensor:
 
 
 def supervised_loss(reg: torch.Tensor, cls: torch.Tensor, y: torch.Tensor, label: torch.Tensor,
-                    mse_weight: float = 1.0, ce_weight: float = 1.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(total, mse, ce): MSE on the scaled next-day return, cross-entropy on the direction."""
+                    mse_weight: float = 1.0, ce_weight: float = 1.0, class_weight: torch.Tensor | None = None
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(total, mse, ce): MSE on the scaled next-day return, cross-entropy on the direction, with the
+    classes weighted by ``class_weight`` (``balanced_class_weights``) when given."""
     mse = F.mse_loss(reg, y)
-    ce = F.cross_entropy(cls, label)
+    ce = F.cross_entropy(cls, label, weight=class_weight)
     return mse_weight * mse + ce_weight * ce, mse, ce
+
+
+def balanced_class_weights(labels: torch.Tensor, classes: int = 3) -> torch.Tensor:
+    """``N / (K · n_c)`` per class c of the training labels (sklearn's "balanced"; 0 for a class that
+    never occurs). Unweighted, a direction head on daily returns learns the majority class — "up" on
+    every day — because that already minimises the cross-entropy of a nearly unpredictable target;
+    weighted, every class costs the same in total, so a constant answer no longer pays."""
+    counts = torch.bincount(labels, minlength=classes).double()
+    present = counts > 0
+    weights = torch.zeros(classes, dtype=torch.float64)
+    weights[present] = counts.sum() / (present.sum() * counts[present])
+    return weights.float()
 
 
 def distillation_loss(student_reg: torch.Tensor, student_cls: torch.Tensor, teacher_reg: torch.Tensor,

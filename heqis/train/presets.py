@@ -11,6 +11,8 @@ from typing import Any
 
 from heqis.errors import HeqisError
 
+CLASS_WEIGHTS = ("balanced", "none")
+
 
 @dataclass
 class Preset:
@@ -42,6 +44,7 @@ class Preset:
     flat_band: float = 0.005
     max_train_windows: int | None = None      # subsample the train segment (tiny/CI only)
     max_val_windows: int | None = None        # validate on this many val windows, drawn with the seed
+    class_weights: str = "balanced"           # direction CE (CLASS_WEIGHTS): "balanced" by train classes, "none"
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -49,7 +52,8 @@ class Preset:
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> Preset:
-        return cls(**raw)
+        # a run recorded before class weights existed trained (and resumes) without them
+        return cls(**{"class_weights": "none", **raw})
 
 
 def _generators(gru: int, lstm: int, lstm_layers: int, d_model: int, layers: int, heads: int, latent: int,

@@ -28,17 +28,19 @@ import numpy as np
 import torch
 from torch import nn
 
+from heqis.errors import HeqisError
 from heqis.models.discriminator import ConvDiscriminator
 from heqis.models.encoders import build_encoders
 from heqis.models.generators import Generator, build_generator
 from heqis.train.data import Split, TrainingData
 from heqis.train.losses import (
+    balanced_class_weights,
     discriminator_loss,
     distillation_loss,
     generator_adversarial_loss,
     supervised_loss,
 )
-from heqis.train.presets import Preset
+from heqis.train.presets import CLASS_WEIGHTS, Preset
 
 
 @dataclass
@@ -99,6 +101,10 @@ class MultiGANTrainer:
         self.stale = 0
         self.weights = torch.eye(len(self.ids))
         self.events: list[dict[str, Any]] = []
+        if preset.class_weights not in CLASS_WEIGHTS:
+            raise HeqisError(f"class_weights '{preset.class_weights}'", hint=f"use one of: {', '.join(CLASS_WEIGHTS)}")
+        self.class_weight = (balanced_class_weights(data.train.cls).to(self.device)
+                             if preset.class_weights == "balanced" else None)
         y = data.scaler
         ctx = data.context_index
         # the discriminators compare returns in the target's scale: map ret1's x-scale onto it
@@ -224,7 +230,7 @@ class MultiGANTrainer:
         p = self.preset
         for gid, g in self.generators.items():
             reg, cls = g(x)
-            loss, mse, ce = supervised_loss(reg, cls, y, label, p.mse_weight, p.ce_weight)
+            loss, mse, ce = supervised_loss(reg, cls, y, label, p.mse_weight, p.ce_weight, self.class_weight)
             self.g_opt[gid].zero_grad()
             loss.backward()
             self.g_opt[gid].step()
@@ -277,7 +283,7 @@ class MultiGANTrainer:
         totals = []
         for i, gid in enumerate(self.ids):
             reg, cls = outs[gid]
-            loss, mse, ce = supervised_loss(reg, cls, y, label, p.mse_weight, p.ce_weight)
+            loss, mse, ce = supervised_loss(reg, cls, y, label, p.mse_weight, p.ce_weight, self.class_weight)
             adv = sum(adv_terms[i])
             total = loss + p.adv_weight * adv
             totals.append(total)
@@ -315,7 +321,7 @@ class MultiGANTrainer:
                 t_reg = torch.stack([o[0] for o in outs]).mean(0)
                 t_cls = torch.stack([o[1] for o in outs]).mean(0)
             reg, cls = g(x)
-            sup, _, _ = supervised_loss(reg, cls, y, label, p.mse_weight, p.ce_weight)
+            sup, _, _ = supervised_loss(reg, cls, y, label, p.mse_weight, p.ce_weight, self.class_weight)
             loss = 0.5 * sup + 0.5 * distillation_loss(reg, cls, t_reg, t_cls, p.distill_temperature)
             opt.zero_grad()
             loss.backward()
@@ -376,7 +382,7 @@ class MultiGANTrainer:
         preds = self.predict_all(val)
         for gid in self.ids:
             reg, cls = preds[gid]
-            loss, mse, ce = supervised_loss(reg, cls, val.y, val.cls, p.mse_weight, p.ce_weight)
+            loss, mse, ce = supervised_loss(reg, cls, val.y, val.cls, p.mse_weight, p.ce_weight, self.class_weight)
             ret = (reg.squeeze(1).double() - sc.y_min) / sc.y_scale
             out[gid] = {"val_loss": float(loss), "val_mse_scaled": float(mse), "val_ce": float(ce),
                         "val_mse": float(torch.mean((ret - val.ret.double()) ** 2)),

@@ -1,4 +1,5 @@
-"""Out-of-sample skill on a panel: Diebold–Mariano against a zero forecast, direction accuracy, IC.
+"""Out-of-sample skill on a panel: Diebold–Mariano against a zero forecast, direction accuracy, IC
+(``heqis evaluate``; ``heqis backtest --score balanced_acc``).
 
 All of it works on *pooled panel samples* — one row per (symbol, target day) — and aggregates per
 day first where the samples of one day are not independent (docs/architecture.md, "Evaluation"):
