@@ -79,7 +79,7 @@ def raw_bars(pieces: RawPieces) -> pd.DataFrame:
     out["amount"] = _numbers(daily, "amount") if "amount" in daily else np.full(len(dates), np.nan)
     out["pct_chg"] = _numbers(daily, "pct_chg") if "pct_chg" in daily else (close - pre) / pre * 100.0
     out["adj_factor"] = _side(pieces.adj, "adj_factor", dates) if pieces.adj is not None \
-        else np.ones(len(dates))
+        else _numbers(daily, "adj_factor") if "adj_factor" in daily else np.ones(len(dates))   # a CSV's own
     out["up_limit"] = _side(pieces.limit, "up_limit", dates)
     out["down_limit"] = _side(pieces.limit, "down_limit", dates)
     out["turnover"] = _side(pieces.basic, "turnover", dates, "turnover_rate")

@@ -182,7 +182,7 @@ def _stat(path: Path) -> dict:
 
 def run_csv(req: DataRequest, store: DataStore, manifest: dict | None, progress: Progress, t0: float) -> DataResult:
     """A CSV file or folder into the store: every file is read and checked before anything is written."""
-    from heqis.data.sources.csv_source import csv_files
+    from heqis.data.sources.csv_source import SPLIT_JUMP, csv_files, split_jumps
 
     if req.csv_path is None:
         raise HeqisError("--source csv needs --path FILE (or a folder of CSV files)")
@@ -192,8 +192,15 @@ def run_csv(req: DataRequest, store: DataStore, manifest: dict | None, progress:
     how = how_for(req, len(jobs))
     report = CleaningReport()
     prepared = []
+    notes: list[str] = []
     for code, path_s, daily, rep in _read_all(jobs, how):   # read and check every file before writing anything
         report.merge(rep)
+        jumps = split_jumps(daily)
+        if jumps:
+            shown = ", ".join(f"{day} {ret:+.0%}" for day, ret in jumps[:4]) + (" …" if len(jumps) > 4 else "")
+            notes.append(f"{code}: {len(jumps)} day{'s' if len(jumps) > 1 else ''} moved more than "
+                         f"±{SPLIT_JUMP:.0%} after adjustment: {shown} — an unadjusted split? Then add an "
+                         f"adj_close or adj_factor column to {Path(path_s).name}: models and backtest see a crash")
         kind, board = classify(code) if TS_CODE.match(code) else ("stock", "main")
         prepared.append((Instrument(code, kind, board), Path(path_s), daily))
 
@@ -240,7 +247,8 @@ def run_csv(req: DataRequest, store: DataStore, manifest: dict | None, progress:
                                    feature_fingerprint() if req.features else None,
                                    _known_files(results.values()), sync=True)
     journal.close(remove=True)
-    notes = [f"resumed an interrupted run: {len(kept)} of {len(prepared)} files were already stored"] if kept else []
+    if kept:
+        notes.insert(0, f"resumed an interrupted run: {len(kept)} of {len(prepared)} files were already stored")
     return DataResult(
         data_dir=str(store.root), source="csv", synthetic=False, watchlist=str(req.csv_path),
         start=written["start"], end=written["end"], content_hash=written["content_hash"], api_calls=0,

@@ -4,7 +4,10 @@ Column names are matched case-insensitively with common aliases (``Date``/``trad
 ``Volume``/``vol``). A file is one symbol, named by ``--symbol`` or the file name; a directory
 is read file by file. Volume is taken in shares and stored in lots (÷100) and amount in CNY
 stored in thousand CNY (÷1000), Tushare's units, unless the flags say the file already uses those.
-Prices are taken as raw and unadjusted (adj_factor 1); limits, turnover and ST are unknown.
+Prices are taken as raw; an ``adj_factor`` column, or an ``adj_close`` column (factor = adj_close /
+close), adjusts them as Tushare's factor does (forward, to the latest bar), else the factor is 1.
+``split_jumps`` lists the days whose adjusted return exceeds ±40%: an unadjusted split looks like a
+crash to the models and the backtest. Limits, turnover and ST are unknown.
 """
 
 from __future__ import annotations
@@ -24,7 +27,10 @@ ALIASES = {
     "close": ("close", "收盘", "收盘价"),
     "vol": ("vol", "volume", "成交量"),
     "amount": ("amount", "turnover_value", "value", "成交额"),
+    "adj_close": ("adj_close", "adj close", "adjclose", "adjusted_close", "adjusted close", "复权收盘价"),
+    "adj_factor": ("adj_factor", "adjfactor", "复权因子"),
 }
+SPLIT_JUMP = 0.40      # |adjusted return| above this on one day: a split or consolidation nobody adjusted
 REQUIRED = ("trade_date", "open", "high", "low", "close", "vol")
 
 
@@ -89,9 +95,13 @@ def read_csv_symbol(path: Path, ts_code: str, volume_unit: str = "shares",
     if frame.empty:
         raise HeqisError(f"{path}: header only, no data rows", hint="add rows of date, open, high, low, close, volume")
     frame.insert(0, "_row", range(2, len(frame) + 2))
-    for c in ("open", "high", "low", "close", "vol", "amount"):
+    for c in ("open", "high", "low", "close", "vol", "amount", "adj_close", "adj_factor"):
         if c in frame:
             frame[c] = _numbers(frame[c])
+    if "adj_close" in frame:
+        if "adj_factor" not in frame:           # a back-adjusted close (Yahoo style): its ratio is the factor
+            frame["adj_factor"] = frame["adj_close"] / frame["close"]
+        frame = frame.drop(columns=["adj_close"])
     if volume_unit == "shares":
         frame["vol"] = frame["vol"] / 100.0
     if "amount" in frame and amount_unit == "yuan":
@@ -109,3 +119,18 @@ def csv_files(path: Path) -> list[Path]:
     if not path.exists():
         raise HeqisError(f"{path}: file not found", hint="check --path")
     return [path]
+
+
+def split_jumps(daily: pd.DataFrame, limit: float = SPLIT_JUMP) -> list[tuple[str, float]]:
+    """(date, adjusted return) of every day whose close moved more than ``limit`` against the day
+    before, after the file's own adjustment (cleaned rows: sorted, valid prices)."""
+    import numpy as np
+
+    close = daily["close"].to_numpy(dtype=np.float64)
+    factor = daily["adj_factor"].to_numpy(dtype=np.float64) if "adj_factor" in daily else np.ones(len(close))
+    factor = pd.Series(factor).ffill().bfill().fillna(1.0).to_numpy()
+    if len(close) < 2:
+        return []
+    ret = close[1:] * factor[1:] / (close[:-1] * factor[:-1]) - 1.0
+    days = pd.DatetimeIndex(daily["trade_date"]).strftime("%Y-%m-%d")[1:]
+    return [(days[i], float(ret[i])) for i in np.flatnonzero(np.abs(ret) > limit)]
