@@ -18,6 +18,7 @@ import pandas as pd
 from heqis.errors import HeqisError, InvalidValue
 
 STAMP_DUTY_HALVED = date(2023, 8, 28)
+MARKETS = ("cn", "us", "none")
 _STAMP_CUT = np.datetime64(STAMP_DUTY_HALVED, "ns")
 
 
@@ -64,6 +65,18 @@ class MarketRules:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def for_market(cls, market: str) -> MarketRules:
+        """The defaults of a store's market: ``cn`` the A-share rules above; ``us`` and ``none`` (a CSV
+        of anything else) no price limits, no stamp duty or transfer fee, no minimum commission,
+        1-share lots and 252 sessions a year (``--rules`` still overrides any of it)."""
+        if market == "cn":
+            return cls()
+        if market in ("us", "none"):
+            return cls(lot=1, commission_min=0.0, stamp_duty_before=0.0, stamp_duty_after=0.0, transfer_fee_rate=0.0,
+                       use_limits=False, periods_per_year=252)
+        raise HeqisError(f"unknown market '{market}'", hint=f"one of: {', '.join(MARKETS)}")
 
     def with_overrides(self, text: list[str] | None) -> MarketRules:
         """Apply ``KEY=VALUE`` overrides (comma-separated or repeated), e.g. ``slippage_bps=0,lot=200``."""

@@ -384,23 +384,25 @@ def backtest_run(run_dir: Path, data_dir: Path | None = None, rules: MarketRules
                  score: str = "sharpe", out: Path | None = None,
                  progress: Callable[[str, int, int], None] | None = None,
                  inference_backend: str = "auto", workers: int | None = None,
-                 cluster: str | None = None) -> BacktestResult:
+                 cluster: str | None = None, rule_overrides: list[str] | None = None) -> BacktestResult:
     """Backtest every generator × mode of a training run; choose on ``select``, report on ``test``.
 
-    ``inference_backend``: ``auto`` | ``onnxruntime`` | ``torch`` (``signals.Inference``). Symbols are
-    backtested in chunks over ``heqis.parallel`` (``workers`` processes here, or the Dask scheduler
-    at ``cluster``, whose workers must see the run and data folders at the same paths); every chunk's
-    result is independent of how the symbols were split, so the outputs do not depend on either."""
+    ``rules`` default to the store's market (``MarketRules.for_market``), then ``rule_overrides``
+    (``KEY=VALUE`` as ``--rules``). ``inference_backend``: ``auto`` | ``onnxruntime`` | ``torch``
+    (``signals.Inference``). Symbols are backtested in chunks over ``heqis.parallel`` (``workers``
+    processes here, or the Dask scheduler at ``cluster``, whose workers must see the run and data
+    folders at the same paths); every chunk's result is independent of how the symbols were split,
+    so the outputs do not depend on either."""
     if score not in SCORES:
         raise HeqisError(f"unknown score '{score}'", hint=f"use one of: {', '.join(SCORES)}")
     if inference_backend not in INFERENCE_BACKENDS:
         raise HeqisError(f"unknown inference backend '{inference_backend}'",
                          hint=f"use one of: {', '.join(INFERENCE_BACKENDS)}")
-    rules = rules or MarketRules()
     progress = progress or (lambda what, done, total: None)
     run = RunFolder.open(run_dir)
     manifest = run.manifest
     store = open_run_store(run, data_dir)
+    rules = (rules or MarketRules.for_market(store.market())).with_overrides(rule_overrides)
     if not run.generators():
         raise HeqisError(f"{run.root}: the run has no generator checkpoint yet", hint="let training finish an epoch")
     universe = Universe.of(store)
@@ -446,11 +448,14 @@ def backtest_run(run_dir: Path, data_dir: Path | None = None, rules: MarketRules
 
 
 def backtest_signals(path: Path, data_dir: Path, rules: MarketRules | None = None, out: Path | None = None,
-                     start: pd.Timestamp | None = None, end: pd.Timestamp | None = None) -> BacktestResult:
-    """Backtest the user's own signals (CSV/parquet: symbol, trade_date, signal) over the stored data."""
-    rules = rules or MarketRules()
+                     start: pd.Timestamp | None = None, end: pd.Timestamp | None = None,
+                     rule_overrides: list[str] | None = None) -> BacktestResult:
+    """Backtest the user's own signals (CSV/parquet: symbol, trade_date, signal) over the stored data.
+
+    ``rules`` default to the store's market (``MarketRules.for_market``), then ``rule_overrides``."""
     store = DataStore(data_dir)
     store.require_current()
+    rules = (rules or MarketRules.for_market(store.market())).with_overrides(rule_overrides)
     signals = read_signal_file(path, store)
     runner = SegmentRunner(store, rules, Universe.of(store))
     rows, trades, equities = [], [], []

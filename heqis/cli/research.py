@@ -56,6 +56,10 @@ def data(
                                                                    "unit.")] = "shares",
     amount_unit: Annotated[Literal["yuan", "thousand"], typer.Option(help="--source csv: the amount column's "
                                                                      "unit.")] = "yuan",
+    market: Annotated[Literal["cn", "us", "none"] | None, typer.Option(
+        help="--source csv: whose trading rules the backtest applies — cn (A-share limits, stamp duty, "
+             "100-share lots, 242 sessions a year) or us/none (no limits or stamp duty, 1-share lots, 252). "
+             "Default: cn for Tushare-style codes (600519.SH), else none.")] = None,
     features: Annotated[bool, typer.Option(help="Keep the feature cache (features/*.parquet) current; "
                                            "--no-features drops it (research computes inputs from bars "
                                            "either way).")] = True,
@@ -103,12 +107,15 @@ def data(
                            ("seed", "--seed")):
             if given_on_command_line(ctx, name):
                 raise usage_error(flag, f"{flag} shapes a synthetic panel: it needs --source synthetic")
+    if market not in (None, "cn") and source != "csv":
+        raise usage_error("--market", f"--source {source} holds A-shares (market cn); --market {market} is for "
+                                      "--source csv")
     with user_errors(ctx):
         s = settings(data_dir=data_dir, data_watchlist=watchlist, data_start=day(start), data_end=day(end))
         req = DataRequest(source=source, data_dir=s.data_dir, watchlist=s.data_watchlist, start=s.data_start,
                           end=s.data_end, features=features, replace=replace, csv_path=path, csv_symbol=symbol,
                           volume_unit=volume_unit, amount_unit=amount_unit, symbols=n_symbols, years=years,
-                          planted_ic=planted_ic, seed=seed, workers=workers, cluster=cluster)
+                          planted_ic=planted_ic, seed=seed, workers=workers, cluster=cluster, market=market)
         with progress(json_out, f"data ({source})") as update:
             result = run_data(req, s, progress=update)
     show(result, json_out, "render_data_result")
@@ -339,22 +346,23 @@ def backtest(
         if signals is not None and given_on_command_line(ctx, name):
             raise usage_error(f"--{name}", f"--{name} spreads a RUN_DIR's symbols; --signals runs in one process")
     with user_errors(ctx):
-        market = MarketRules().with_overrides(rules)
+        MarketRules().with_overrides(rules)          # a bad --rules fails here, before any work
         if signals is not None:
             import pandas as pd
 
             from heqis.backtest.run import backtest_signals
 
             s = settings(data_dir=data_dir)
-            result = backtest_signals(signals, s.data_dir, market, out,
+            result = backtest_signals(signals, s.data_dir, None, out, rule_overrides=rules,
                                       start=pd.Timestamp(start.date()) if start else None,
                                       end=pd.Timestamp(end.date()) if end else None)
         else:
             from heqis.backtest.run import backtest_run
 
             with progress(json_out, "backtest") as update:
-                result = backtest_run(run_dir, data_dir, market, score, out, progress=update,  # type: ignore[arg-type]
-                                      inference_backend=inference, workers=workers, cluster=cluster)
+                result = backtest_run(run_dir, data_dir, None, score, out, progress=update,  # type: ignore[arg-type]
+                                      inference_backend=inference, workers=workers, cluster=cluster,
+                                      rule_overrides=rules)
     show(result.to_dict(), json_out, "render_backtest_result")
 
 

@@ -204,6 +204,10 @@ def run_csv(req: DataRequest, store: DataStore, manifest: dict | None, progress:
         kind, board = classify(code) if TS_CODE.match(code) else ("stock", "main")
         prepared.append((Instrument(code, kind, board), Path(path_s), daily))
 
+    market = req.market or ("cn" if all(TS_CODE.match(inst.ts_code) for inst, _, _ in prepared) else "none")
+    if manifest is not None and manifest.get("market", "cn") != market:
+        raise HeqisError(f"{store.root} holds symbols of market '{manifest.get('market', 'cn')}', not '{market}'",
+                         hint="use another --data-dir (one market per store), or --replace to start it over")
     coverage = store.coverage() if store.exists() else {}
     dates = pd.DatetimeIndex(np.unique(np.concatenate([d["trade_date"].to_numpy(dtype="datetime64[ns]")
                                                        for _, _, d in prepared])))
@@ -243,12 +247,15 @@ def run_csv(req: DataRequest, store: DataStore, manifest: dict | None, progress:
     store.write_universe(_merge_universe(store, uni))
     cal = store.read_calendar()
     cal_cov = (cal["trade_date"].iloc[0].date(), cal["trade_date"].iloc[-1].date())
-    written = store.write_manifest("csv", False, coverage, cal_cov, {"watchlist": str(req.csv_path)},
+    written = store.write_manifest("csv", False, coverage, cal_cov, {"watchlist": str(req.csv_path), "market": market},
                                    feature_fingerprint() if req.features else None,
                                    _known_files(results.values()), sync=True)
     journal.close(remove=True)
     if kept:
         notes.insert(0, f"resumed an interrupted run: {len(kept)} of {len(prepared)} files were already stored")
+    if market != "cn":
+        notes.append(f"market {market}: backtests use no price limits, no stamp duty, 1-share lots and 252 "
+                     f"sessions a year (--market cn for A-share rules)")
     return DataResult(
         data_dir=str(store.root), source="csv", synthetic=False, watchlist=str(req.csv_path),
         start=written["start"], end=written["end"], content_hash=written["content_hash"], api_calls=0,

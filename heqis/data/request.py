@@ -37,6 +37,7 @@ class DataRequest:
     csv_path: Path | None = None
     csv_symbol: str | None = None
     volume_unit: str = "shares"
+    market: str | None = None          # csv: cn | us | none (None: cn for Tushare-style codes, else none)
     amount_unit: str = "yuan"
     symbols: int = 100                # --source synthetic: how many stocks (plus the benchmark index)
     years: int = 7                    # --source synthetic: years up to ``end`` (default 2024-12-31)

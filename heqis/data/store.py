@@ -155,6 +155,11 @@ class DataStore:
                                   f"-d {self.root}")
         return manifest
 
+    def market(self) -> str:
+        """Whose trading rules the stored symbols follow: ``cn`` (A-shares; every source but csv), or
+        ``us`` / ``none`` for a CSV store imported with ``--market`` (heqis.backtest.rules.MarketRules.for_market)."""
+        return str(self.manifest(current=False).get("market", "cn"))
+
     def require_current(self) -> dict[str, Any]:
         """The manifest of a store research may use: current format, feature cache absent or current."""
         manifest = self.manifest()
