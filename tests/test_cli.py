@@ -186,6 +186,8 @@ def test_train_cli_end_to_end_json(isolated, sample_store):
     assert run("train", "--resume", env=env, cwd=isolated).returncode == 2           # --resume needs --out
     resumed = run("train", "--resume", "-o", "runs/r1", "--class-weights", "none", env=env, cwd=isolated)
     assert resumed.returncode == 2 and "keeps the class weights it started with" in resumed.stderr
+    resumed = run("train", "--resume", "-o", "runs/r1", "--target", "open", env=env, cwd=isolated)
+    assert resumed.returncode == 2 and "keeps the target it started with" in resumed.stderr
     for bad in (("--preset", "huge"), ("--device", "tpu"), ("--class-weights", "equal")):   # usage errors
         proc = run("train", *bad, env=env, cwd=isolated)
         assert proc.returncode == 2 and "Traceback" not in proc.stderr and bad[1] in proc.stderr

@@ -187,12 +187,14 @@ def test_existing_run_and_changed_data_are_refused(short_run, sample_store, tmp_
         run_train(TrainRequest(data_dir=other, out=out, resume=True))
 
 
-def test_training_data_never_sees_the_future(sample_store):
-    """Tamper with every bar after the train segment: the training tensors and the scaler stay the same."""
+@pytest.mark.parametrize("target", ["close", "open"])
+def test_training_data_never_sees_the_future(sample_store, target):
+    """Tamper with every bar after the train segment: the training tensors and the scaler stay the same
+    (for the open target too, whose last train sample's return ends on T+2 inside the segment)."""
     from heqis.features.frames import add_features
 
     bars = {s: sample_store.read_bars(s) for s in SYMBOLS}
-    base = prepare(bars, sample_store.sessions(), 60, 0.005)
+    base = prepare(bars, sample_store.sessions(), 60, 0.005, target=target)
     train_end = base.segments.bounds["train"][1]
     tampered = {}
     for code, b in bars.items():
@@ -201,7 +203,7 @@ def test_training_data_never_sees_the_future(sample_store):
         t.loc[future, ["open", "high", "low", "close", "open_raw", "high_raw", "low_raw", "close_raw"]] *= 5.0
         t.loc[future, "vol"] *= 0.1
         tampered[code] = add_features(t)
-    again = prepare(tampered, sample_store.sessions(), 60, 0.005)
+    again = prepare(tampered, sample_store.sessions(), 60, 0.005, target=target)
     torch.testing.assert_close(base.train.x, again.train.x, rtol=0, atol=0)
     torch.testing.assert_close(base.train.y, again.train.y, rtol=0, atol=0)
     np.testing.assert_array_equal(base.scaler.x_scale, again.scaler.x_scale)
@@ -329,3 +331,41 @@ def test_the_trainer_weights_classes_by_the_train_segment_unless_told_not_to(sam
     old = get_preset("tiny").to_dict()
     del old["class_weights"]                     # a run recorded before class weights resumes without them
     assert Preset.from_dict(old).class_weights == "none"
+
+
+def test_the_open_target_is_what_a_close_decision_earns():
+    """By hand: a decision at T's close fills at T+1's open and is judged at T+2's open."""
+    import pandas as pd
+
+    from heqis.features.windows import target_horizon, target_returns, valid_ends
+
+    bars = pd.DataFrame({"trade_date": pd.date_range("2024-01-01", periods=5, freq="D"),
+                         "open": [10.0, 11.0, 12.1, 9.68, 10.0], "close": [10.5, 11.5, 12.0, 10.0, 10.2]})
+    y, when = target_returns(bars, np.array([0, 1, 2]), "open")
+    np.testing.assert_allclose(y, [12.1 / 11.0 - 1, 9.68 / 12.1 - 1, 10.0 / 9.68 - 1])
+    assert list(when) == list(bars["trade_date"].to_numpy()[[2, 3, 4]])
+    y, when = target_returns(bars, np.array([0, 3]), "close")
+    np.testing.assert_allclose(y, [11.5 / 10.5 - 1, 10.2 / 10.0 - 1])
+    assert target_horizon("open") == 2 and target_horizon("close") == 1
+    assert list(valid_ends(np.ones((5, 2)), 2, with_target=True, horizon=2)) == [1, 2]
+    with pytest.raises(HeqisError, match="unknown target"):
+        target_horizon("vwap")
+
+
+def test_a_run_with_the_open_target_records_and_scores_it(sample_store, tmp_path):
+    from heqis.evaluate.run import evaluate_run
+    from heqis.features.transform import Scaler
+
+    out = tmp_path / "run"
+    run_train(TrainRequest(data_dir=sample_store.root, preset="tiny", symbols=SYMBOLS, epochs=1, device="cpu",
+                           out=out, overrides={**SHORT, "target": "open"}))
+    manifest = read_run_manifest(out)
+    assert manifest["target"] == "open" == manifest["preset"]["target"]
+    assert Scaler.load(out / "scaler_params.json").target == "open"
+    bars = {s: sample_store.read_bars(s) for s in SYMBOLS}
+    opens = prepare(bars, sample_store.sessions(), 60, 0.005, target="open").val.ret.double()
+    closes = prepare(bars, sample_store.sessions(), 60, 0.005).val.ret.double()
+    zero = evaluate_run(out, "val", sample_store.root).segments["val"]["models"]["zero"]
+    assert zero["n"] == len(opens)                                      # evaluate scores the run's own target
+    assert zero["mse"] == pytest.approx(float((opens ** 2).mean()), rel=1e-6)
+    assert zero["mse"] != pytest.approx(float((closes ** 2).mean()), rel=1e-3)

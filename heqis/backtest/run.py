@@ -227,10 +227,12 @@ def needed_dates(inputs: dict[str, SymbolInputs]) -> np.ndarray:
     return np.concatenate([inputs[seg].dates for seg in BACKTEST_SEGMENTS])
 
 
-def next_day_classes(bars: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """(decision dates, next-day return close T → close T+1) of a symbol's bars (the last bar has none)."""
-    close = bars["close"].to_numpy(dtype=np.float64)
-    return bars["trade_date"].to_numpy(dtype="datetime64[ns]")[:-1], close[1:] / close[:-1] - 1.0
+def target_outcomes(bars: pd.DataFrame, target: str) -> tuple[np.ndarray, np.ndarray]:
+    """(decision dates, realised target return) of every bar whose target is known (``target_returns``)."""
+    from heqis.features.windows import target_horizon, target_returns
+
+    ends = np.arange(max(0, len(bars) - target_horizon(target)))
+    return bars["trade_date"].to_numpy(dtype="datetime64[ns]")[ends], target_returns(bars, ends, target)[0]
 
 
 def direction_skill(pred: Predictions, mode: str, flat_band: float, truth: tuple[np.ndarray, np.ndarray],
@@ -275,10 +277,11 @@ def backtest_symbol(code: str, runner: SegmentRunner, inference: Inference, scal
     holds = dict(zip(names, runs[len(cases):], strict=True))
     results: dict[tuple[str, str], dict[str, tuple[SymbolRun, SymbolRun, dict[str, float]]]] = {}
     cand_rows = []
-    truth = next_day_classes(runner.bars(code))
+    truths = {t: target_outcomes(runner.bars(code), t) for t in {scalers[g].target for g in preds}}
     for (gid, mode, seg), strategy in zip(cases, runs, strict=False):
         metrics = compute_metrics(strategy, rules.initial_cash, rules.periods_per_year, holds[seg])
-        metrics["balanced_acc"] = direction_skill(preds[gid], mode, scalers[gid].flat_band, truth, inputs[seg].dates)
+        metrics["balanced_acc"] = direction_skill(preds[gid], mode, scalers[gid].flat_band,
+                                                  truths[scalers[gid].target], inputs[seg].dates)
         results.setdefault((gid, mode), {})[seg] = (strategy, holds[seg], metrics)
         cand_rows.append({"symbol": code, "generator": gid, "mode": mode, "segment": seg, **metrics})
     scored = [(per["select"][2][score], per["select"][2]["total_return"], gid, mode, per)

@@ -167,6 +167,9 @@ def train(
     params_file: Annotated[Path | None, typer.Option("--params", metavar="FILE", help="Train with the lr, "
                                                      "hidden and window of a JSON file, e.g. "
                                                      '{"lr": 0.002, "hidden": 32, "window": 45}.')] = None,
+    target: Annotated[Literal["close", "open"] | None, typer.Option(
+        "--target", help="What the models predict: close (close T → close T+1; the default) or open (open "
+        "T+1 → open T+2, what a signal decided at T's close and filled at the next open earns).")] = None,
     class_weights: Annotated[Literal["balanced", "none"] | None, typer.Option(
         "--class-weights", help="Direction head's cross-entropy: balanced (weights from the train segment's "
         "classes, so always answering 'up' does not pay; the default) or none.")] = None,
@@ -210,14 +213,17 @@ def train(
     if chosen_opt and (search or resume):
         raise usage_error(chosen_opt, f"{chosen_opt} trains one new run: it does not go with "
                           f"{'--search' if search else '--resume'}")
-    if class_weights is not None and resume:
-        raise usage_error("--class-weights", "a resumed run keeps the class weights it started with")
+    for name, flag, value in (("class weights", "--class-weights", class_weights), ("target", "--target", target)):
+        if value is not None and resume:
+            raise usage_error(flag, f"a resumed run keeps the {name} it started with")
     with user_errors(ctx):
         s = settings(data_dir=data_dir)
         overrides = {k: v for k, v in (("window", s.features_window), ("flat_band", s.features_flat_band))
                      if v is not None and not resume}
         if class_weights is not None:
             overrides["class_weights"] = class_weights
+        if target is not None:
+            overrides["target"] = target
         chosen = None
         if chosen_opt:
             from heqis.train.provenance import params_from_file, params_from_search

@@ -7,8 +7,9 @@ class; no return forecast): MSE and its ratio to ``zero``, Diebold–Mariano aga
 accuracy and balanced accuracy of the direction, the share of each predicted class, and the daily
 cross-sectional IC / rank IC (``heqis.stats``).
 
-Samples are the run's own: a window of finite inputs ending on day T, target the return from T's
-close to T+1's (as training), assigned to the segment holding its *target* day. Every model is
+Samples are the run's own: a window of finite inputs ending on day T, target the run's (close T →
+close T+1, or with ``--target open`` open T+1 → open T+2), assigned to the segment of the day the
+target is known, as training assigns them. Every model is
 scored on the same samples — the windows complete for the longest look-back of the run — so the
 rows of a table compare like with like. The default segment is ``val``; ``test`` is only scored
 when asked for, so the habit of looking at it while tuning does not form.
@@ -28,7 +29,7 @@ import pandas as pd
 from heqis.backtest.run import FINISHED, Universe, open_run_models, tradable
 from heqis.backtest.signals import Inference, needed_inputs, predict_many
 from heqis.errors import HeqisError
-from heqis.features.windows import direction, research_inputs, valid_ends
+from heqis.features.windows import direction, research_inputs, target_horizon, target_returns, valid_ends
 from heqis.formats.run import RunFolder
 from heqis.stats import CLASSES, daily_ic, daily_means, diebold_mariano, direction_scores
 
@@ -138,6 +139,9 @@ def evaluate_run(run_dir: Path, segment: str = "val", data_dir: Path | None = No
     scalers = {gid: scaler for gid, (_, scaler) in models.items()}
     inputs = next(iter(scalers.values())).inputs
     window = max(s.window for s in scalers.values())
+    target = str(run.manifest.get("target", "close"))
+    horizon = target_horizon(target)
+    price = "close" if target == "close" else "open"      # last_value: the target's own return known at T
     flat_band = float(run.manifest.get("flat_band", next(iter(scalers.values())).flat_band))
     train_mean = float(scalers[gids[0]].inverse_y(np.zeros(1))[0])
     bounds = {k: (np.datetime64(pd.Timestamp(a), "ns"), np.datetime64(pd.Timestamp(b), "ns"))
@@ -156,35 +160,31 @@ def evaluate_run(run_dir: Path, segment: str = "val", data_dir: Path | None = No
         for code in chunk:
             bars = store.read_bars(code)
             values = research_inputs(bars, inputs)
-            close = bars["close"].to_numpy(dtype=np.float64)
             dates = bars["trade_date"].to_numpy(dtype="datetime64[ns]")
-            ends = valid_ends(values, window, with_target=True)
-            target = dates[ends + 1]
-            in_train = (target >= bounds["train"][0]) & (target <= bounds["train"][1])
-            train_classes += np.bincount(direction(close[ends[in_train] + 1] / close[ends[in_train]] - 1.0,
-                                                   flat_band), minlength=len(CLASSES))
+            ends = valid_ends(values, window, with_target=True, horizon=horizon)
+            y, known = target_returns(bars, ends, target)
+            in_train = (known >= bounds["train"][0]) & (known <= bounds["train"][1])
+            train_classes += np.bincount(direction(y[in_train], flat_band), minlength=len(CLASSES))
             keep = np.zeros(len(ends), bool)
             for n in names:
-                keep |= (target >= bounds[n][0]) & (target <= bounds[n][1])
-            ends = ends[keep]
-            if not len(ends):
+                keep |= (known >= bounds[n][0]) & (known <= bounds[n][1])
+            if not keep.any():
                 continue
-            samples.append((ends, close, dates))
+            ends = ends[keep]
+            px = bars[price].to_numpy(dtype=np.float64)
+            samples.append((ends, dates, y[keep], known[keep], px[ends] / px[ends - 1] - 1.0))
             needed.append(needed_inputs(scalers, bars, dates[ends], values))
         preds = predict_many(inference, scalers, needed) if needed else []
-        for (ends, close, dates), pred in zip(samples, preds, strict=True):
-            target = dates[ends + 1]
-            y = close[ends + 1] / close[ends] - 1.0
-            last = close[ends] / close[ends - 1] - 1.0
+        for (ends, dates, y, known, last), pred in zip(samples, preds, strict=True):
             for n in names:
-                sel = (target >= bounds[n][0]) & (target <= bounds[n][1])
+                sel = (known >= bounds[n][0]) & (known <= bounds[n][1])
                 if not sel.any():
                     continue
                 panel = panels[n]
                 panel.symbols += 1
                 panel.y.append(y[sel])
                 panel.last.append(last[sel])
-                panel.day.append(target[sel])
+                panel.day.append(known[sel])
                 for g in gids:
                     if not np.array_equal(pred[g].dates, dates[ends]):   # pragma: no cover - an invariant
                         raise RuntimeError(f"{g}: predictions not on the evaluated dates")

@@ -155,7 +155,7 @@ def export_run(run_dir: Path, generators: list[str] | None = None, out: Path = P
         for name in distinct:
             gid = next(g for g in wanted if scaler_files[g] == name)
             scaler = models[gid][1]
-            windows = index_windows(bars, scaler.window, scaler.flat_band, scaler.inputs)
+            windows = index_windows(bars, scaler.window, scaler.flat_band, scaler.inputs, target=scaler.target)
             checks[name] = real_windows(windows, scaler, segments, "val", 64)
             calib = real_windows(windows, scaler, segments, "train", calibration, seed=1)
             np.save(staging / calib_names[name], calib.astype(np.float32))

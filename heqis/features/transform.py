@@ -73,6 +73,12 @@ def scale_free(windows: np.ndarray, inputs: tuple[str, ...] = MODEL_INPUTS) -> n
 # ---------------------------------------------------------------------------------------------
 # scaler
 # ---------------------------------------------------------------------------------------------
+# the training targets (heqis.features.windows.TARGETS): what y is, as scaler_params.json says it
+TARGET_TEXT = {
+    "close": "next-day return of the adjusted close (close T -> close T+1)",
+    "open": "return of the adjusted open T+1 -> open T+2 (what a decision at T's close earns)",
+}
+
 @dataclass
 class Scaler:
     """Affine scaling fitted on the training segment: ``v * scale + min`` (sklearn's scale_/min_).
@@ -90,9 +96,11 @@ class Scaler:
     y_min: float
     flat_band: float
     fitted_on: dict[str, str]
+    target: str = "close"          # heqis.features.windows.TARGETS: what y is the return of
 
     @classmethod
-    def fit(cls, train: Any, window: int, flat_band: float, fitted_on: dict[str, str]) -> Scaler:
+    def fit(cls, train: Any, window: int, flat_band: float, fitted_on: dict[str, str],
+            target: str = "close") -> Scaler:
         """Fit on the training segment's windows: ``y_reg`` [N], ``inputs``, and either ``x_chunks()``
         (a ``WindowIndex``: streamed, so the fit never holds every window at once) or ``x`` [N, W, F].
 
@@ -113,7 +121,7 @@ class Scaler:
         ymean, ystd = float(y.mean()), float(y.std())
         ystd = ystd if ystd > 0 else 1.0
         return cls(train.inputs, window, 1.0 / span, -lo / span, 1.0 / ystd, -ymean / ystd, flat_band,
-                   fitted_on)
+                   fitted_on, target)
 
     def transform(self, x: np.ndarray, inputs: tuple[str, ...] | None = None) -> np.ndarray:
         if inputs is not None and tuple(inputs) != self.inputs:
@@ -139,7 +147,8 @@ class Scaler:
             "x_min": self.x_min.tolist(),
             "y_scale": self.y_scale,
             "y_min": self.y_min,
-            "target": "next-day return of the adjusted close",
+            "target": TARGET_TEXT.get(self.target, self.target),
+            "target_kind": self.target,
             "classes": list(CLASSES),
             "flat_band": self.flat_band,
             "fitted_on": self.fitted_on,
@@ -151,7 +160,7 @@ class Scaler:
         try:
             return cls(tuple(raw["features"]), int(raw["window"]), np.asarray(raw["x_scale"], np.float64),
                        np.asarray(raw["x_min"], np.float64), float(raw["y_scale"]), float(raw["y_min"]),
-                       float(raw["flat_band"]), dict(raw.get("fitted_on", {})))
+                       float(raw["flat_band"]), dict(raw.get("fitted_on", {})), str(raw.get("target_kind", "close")))
         except (KeyError, TypeError, ValueError) as exc:
             raise HeqisError(f"scaler parameters are incomplete or malformed ({exc})") from None
 

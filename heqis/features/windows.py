@@ -22,7 +22,7 @@ import pandas as pd
 from heqis.errors import HeqisError
 from heqis.features.columns import MODEL_INPUTS
 from heqis.features.inputs import BAR_INPUTS, model_inputs
-from heqis.features.transform import CLASSES, Scaler, scale_free
+from heqis.features.transform import CLASSES, TARGET_TEXT, Scaler, scale_free
 
 __all__ = ["CLASSES", "Scaler", "scale_free"]  # re-exported: the research entry point
 
@@ -94,14 +94,38 @@ def split_segments(sessions: pd.DatetimeIndex, fractions: tuple[float, ...] = DE
 # ---------------------------------------------------------------------------------------------
 # windows
 # ---------------------------------------------------------------------------------------------
-def valid_ends(values: np.ndarray, window: int, with_target: bool) -> np.ndarray:
-    """Rows that end a complete window of finite inputs; ``with_target``: only rows with a next bar."""
+TARGETS = TARGET_TEXT      # the training target: name → what y is (scaler_params.json "target")
+
+
+def target_horizon(target: str) -> int:
+    """Bars after the decision day a target needs: 1 (close T+1) or 2 (open T+2)."""
+    if target not in TARGETS:
+        raise HeqisError(f"unknown target '{target}'", hint=f"use one of: {', '.join(TARGETS)}")
+    return 1 if target == "close" else 2
+
+
+def target_returns(bars: pd.DataFrame, ends: np.ndarray, target: str = "close") -> tuple[np.ndarray, np.ndarray]:
+    """(return, target day) of the decisions at rows ``ends``: ``close`` T → T+1 (the day it is
+    known: T+1), or ``open`` T+1 → T+2 (what a signal decided at T's close and filled at the next
+    open earns; known at T+2). Adjusted prices, float64."""
+    dates = bars["trade_date"].to_numpy(dtype="datetime64[ns]")
+    if target_horizon(target) == 1:
+        close = bars["close"].to_numpy(dtype=np.float64)
+        return close[ends + 1] / close[ends] - 1.0, dates[ends + 1]
+    opens = bars["open"].to_numpy(dtype=np.float64)
+    return opens[ends + 2] / opens[ends + 1] - 1.0, dates[ends + 2]
+
+
+def valid_ends(values: np.ndarray, window: int, with_target: bool, horizon: int = 1) -> np.ndarray:
+    """Rows that end a complete window of finite inputs; ``with_target``: only rows with ``horizon``
+    bars after them (``target_horizon``)."""
     n = len(values)
-    if n < window + (1 if with_target else 0):
+    ahead = horizon if with_target else 0
+    if n < window + ahead:
         return np.zeros(0, np.int64)
     bad = (~np.isfinite(values).all(axis=1)).astype(np.int64)
     bad_cum = np.concatenate(([0], np.cumsum(bad)))
-    ends = np.arange(window - 1, n - 1 if with_target else n)
+    ends = np.arange(window - 1, n - ahead)
     return ends[(bad_cum[ends + 1] - bad_cum[ends + 1 - window]) == 0]
 
 
@@ -110,11 +134,11 @@ class WindowSet:
     """Samples from every symbol: scale-free inputs (not yet scaled) and targets."""
 
     x: np.ndarray                 # [N, W, F] float32
-    y_reg: np.ndarray             # [N] float32, next-day return of the adjusted close
+    y_reg: np.ndarray             # [N] float32, the target return (TARGETS)
     y_cls: np.ndarray             # [N] int64, 0 down / 1 flat / 2 up
     symbols: np.ndarray           # [N] str
     dates: np.ndarray             # [N] datetime64[ns], decision day T (the window's last bar)
-    target_dates: np.ndarray      # [N] datetime64[ns], day T+1 the targets refer to
+    target_dates: np.ndarray      # [N] datetime64[ns], the day the target is known (T+1; open: T+2)
     inputs: tuple[str, ...] = field(default=MODEL_INPUTS)
 
     def __len__(self) -> int:
@@ -129,23 +153,19 @@ class WindowSet:
 
 
 def symbol_windows(bars: pd.DataFrame, window: int, flat_band: float,
-                   inputs: tuple[str, ...] = MODEL_INPUTS) -> tuple[np.ndarray, ...]:
+                   inputs: tuple[str, ...] = MODEL_INPUTS, target: str = "close") -> tuple[np.ndarray, ...]:
     """(x, y_reg, y_cls, dates, target_dates) of one symbol's bars, sorted by trade_date."""
     values = research_inputs(bars, inputs)
-    close = bars["close"].to_numpy(dtype=np.float64)
     dates = bars["trade_date"].to_numpy(dtype="datetime64[ns]")
-    n = len(values)
     empty = (np.zeros((0, window, len(inputs)), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64),
              dates[:0], dates[:0])
-    if n < window + 1:
-        return empty
-    ends = valid_ends(values, window, with_target=True)
+    ends = valid_ends(values, window, with_target=True, horizon=target_horizon(target))
     if not len(ends):
         return empty
     view = np.lib.stride_tricks.sliding_window_view(values, window, axis=0)  # [n-W+1, F, W]
     x = scale_free(np.swapaxes(view[ends - window + 1], 1, 2), inputs).astype(np.float32)
-    y = (close[ends + 1] / close[ends] - 1.0)
-    return x, y.astype(np.float32), direction(y, flat_band), dates[ends], dates[ends + 1]
+    y, when = target_returns(bars, ends, target)
+    return x, y.astype(np.float32), direction(y, flat_band), dates[ends], when
 
 
 def inference_windows(bars: pd.DataFrame, window: int,
@@ -199,7 +219,7 @@ class WindowIndex:
     y_reg: np.ndarray             # [N] float32
     y_cls: np.ndarray             # [N] int64
     dates: np.ndarray             # [N] datetime64[ns], decision day T
-    target_dates: np.ndarray      # [N] datetime64[ns], day T+1
+    target_dates: np.ndarray      # [N] datetime64[ns], the day the target is known (T+1; open: T+2)
     window: int
     inputs: tuple[str, ...] = field(default=MODEL_INPUTS)
 
@@ -245,7 +265,8 @@ class WindowIndex:
 
 
 def index_windows(bars_by_symbol: dict[str, pd.DataFrame], window: int = 60, flat_band: float = 0.005,
-                  inputs: tuple[str, ...] = MODEL_INPUTS, dtype: type = np.float64) -> WindowIndex:
+                  inputs: tuple[str, ...] = MODEL_INPUTS, dtype: type = np.float64,
+                  target: str = "close") -> WindowIndex:
     """The samples of ``build_windows`` (same order, same targets) as views over one panel."""
     codes = sorted(bars_by_symbol)
     total = sum(len(bars_by_symbol[c]) for c in codes)
@@ -257,12 +278,11 @@ def index_windows(bars_by_symbol: dict[str, pd.DataFrame], window: int = 60, fla
         values = research_inputs(bars, inputs)
         n = len(values)
         panel[offset:offset + n] = values
-        ends = valid_ends(values, window, with_target=True)
-        close = bars["close"].to_numpy(dtype=np.float64)
+        ends = valid_ends(values, window, with_target=True, horizon=target_horizon(target))
         dates = bars["trade_date"].to_numpy(dtype="datetime64[ns]")
-        y = close[ends + 1] / close[ends] - 1.0
+        y, when = target_returns(bars, ends, target)
         parts.append((ends + offset, np.full(len(ends), k, np.int32), y.astype(np.float32),
-                      direction(y, flat_band), dates[ends], dates[ends + 1]))
+                      direction(y, flat_band), dates[ends], when))
         offset += n
     if not sum(len(p[0]) for p in parts):
         raise HeqisError(f"no complete {window}-bar windows in the data",
@@ -272,8 +292,9 @@ def index_windows(bars_by_symbol: dict[str, pd.DataFrame], window: int = 60, fla
                        td.astype("datetime64[ns]"), window, inputs)
 
 
-def fit_scaler(windows: WindowSet | WindowIndex, segments: Segments, window: int, flat_band: float) -> Scaler:
+def fit_scaler(windows: WindowSet | WindowIndex, segments: Segments, window: int, flat_band: float,
+               target: str = "close") -> Scaler:
     """The scaler of a run: fitted on the samples whose target day lies in the train segment."""
     start, end = segments.to_dict()["train"]
     return Scaler.fit(windows.segment(segments, "train"), window, flat_band,
-                      {"segment": "train", "start": start, "end": end})
+                      {"segment": "train", "start": start, "end": end}, target)

@@ -94,9 +94,10 @@ def _sample(n: int, cap: int | None, rng: np.random.Generator) -> np.ndarray | N
 
 def prepare(bars_by_symbol: dict[str, pd.DataFrame], sessions: pd.DatetimeIndex, window: int, flat_band: float,
             max_train: int | None = None, seed: int = 3407, segments: Segments | None = None,
-            max_val: int | None = None) -> TrainingData:
+            max_val: int | None = None, target: str = "close") -> TrainingData:
     """Windows of every symbol, split chronologically; the scaler sees the train segment only.
 
+    ``target``: ``close`` (close T → T+1) or ``open`` (open T+1 → T+2), ``features.windows.TARGETS``.
     ``max_train`` / ``max_val`` draw that many windows of the segment with the seed (the same
     draw for the same data and seed; validation from its own stream, so capping it leaves the
     training sample as it was).
@@ -105,8 +106,8 @@ def prepare(bars_by_symbol: dict[str, pd.DataFrame], sessions: pd.DatetimeIndex,
     if not bars_by_symbol:
         raise HeqisError("no bars to train on", hint="run heqis data first")
     segments = segments or split_segments(session_range(bars_by_symbol, sessions))
-    ws = index_windows(bars_by_symbol, window=window, flat_band=flat_band)
-    scaler = fit_scaler(ws, segments, window, flat_band)     # streamed over every train window
+    ws = index_windows(bars_by_symbol, window=window, flat_band=flat_band, target=target)
+    scaler = fit_scaler(ws, segments, window, flat_band, target)     # streamed over every train window
     train = ws.segment(segments, "train")
     val = ws.segment(segments, "val")
     if not len(val):

@@ -44,6 +44,7 @@ class Preset:
     flat_band: float = 0.005
     max_train_windows: int | None = None      # subsample the train segment (tiny/CI only)
     max_val_windows: int | None = None        # validate on this many val windows, drawn with the seed
+    target: str = "close"                     # features.windows.TARGETS: close T→T+1 | open T+1→T+2
     class_weights: str = "balanced"           # direction CE (CLASS_WEIGHTS): "balanced" by train classes, "none"
     extra: dict[str, Any] = field(default_factory=dict)
 

@@ -146,7 +146,7 @@ def run_train(req: TrainRequest, on_epoch: Callable[[EpochReport, MultiGANTraine
 
     bars = {s: store.read_bars(s) for s in symbols}
     data = prepare(bars, store.sessions(), preset.window, preset.flat_band, preset.max_train_windows, seed,
-                   segments=segments, max_val=preset.max_val_windows)
+                   segments=segments, max_val=preset.max_val_windows, target=preset.target)
     out.mkdir(parents=True, exist_ok=True)
     data.scaler.save(out / SCALER)
     trainer = MultiGANTrainer(preset, data, device=device, seed=seed, encoder_log=log)
@@ -160,7 +160,7 @@ def run_train(req: TrainRequest, on_epoch: Callable[[EpochReport, MultiGANTraine
                  "synthetic": data_manifest.get("synthetic"), "content_hash": data_manifest["content_hash"]},
         "symbols": data.symbols, "window": preset.window, "features": feature_fingerprint(),
         "inputs": list(MODEL_INPUTS),
-        "flat_band": preset.flat_band, "segments": data.segments.to_dict(),
+        "flat_band": preset.flat_band, "target": preset.target, "segments": data.segments.to_dict(),
         "samples": {"train": data.n_train_total, "train_used": len(data.train), "val": data.n_val_total,
                     "val_used": len(data.val)},
         "baselines": baselines, "versions": versions(), "git_commit": git_commit(),

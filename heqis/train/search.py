@@ -240,7 +240,8 @@ def _worker(index: int, log: Callable[[str], None] | None = None) -> list[int]:
         preset = sized(base, hidden, lr, window)
         if window not in cache:
             cache[window] = prepare(bars, sessions, window, preset.flat_band, preset.max_train_windows, plan.seed,
-                                    max_val=preset.max_val_windows)   # validated as heqis train validates
+                                    max_val=preset.max_val_windows,   # validated as heqis train validates
+                                    target=preset.target)
         trainer = MultiGANTrainer(preset, cache[window], device=plan.device, seed=plan.seed)
         trainer.train_encoders()
         best = math.inf
