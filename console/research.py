@@ -159,7 +159,7 @@ def load_run_views(run_dir: Path) -> RunViews:
     curves: dict[str, tuple[list[int], list[float]]] = {}
     with (run_dir / "metrics.csv").open() as fh:
         for row in csv.DictReader(fh):
-            if row["phase"] in ("pretrain", "adversarial") and row["val_loss"]:
+            if row["phase"] in ("pretrain", "adversarial", "supervised") and row["val_loss"]:
                 e, losses = curves.setdefault(row["generator"], ([], []))
                 e.append(int(row["epoch"]))
                 losses.append(float(row["val_loss"]))

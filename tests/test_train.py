@@ -369,3 +369,37 @@ def test_a_run_with_the_open_target_records_and_scores_it(sample_store, tmp_path
     assert zero["n"] == len(opens)                                      # evaluate scores the run's own target
     assert zero["mse"] == pytest.approx(float((opens ** 2).mean()), rel=1e-6)
     assert zero["mse"] != pytest.approx(float((closes ** 2).mean()), rel=1e-3)
+
+
+def test_ablations_switch_off_exactly_their_part(sample_store, tmp_path):
+    """--no-adversarial: same epochs and exchanges, no game (the discriminators never move);
+    --generators: only those; --no-distill / --no-cross: no such event."""
+    out = tmp_path / "ablation"
+    events: list[str] = []
+    phases: list[str] = []
+    before: dict[str, dict] = {}
+
+    def watch(report, trainer):
+        phases.append(report.phase)
+        events.extend(report.events)
+        if not before:
+            before.update({g: {k: v.clone() for k, v in d.state_dict().items()}
+                           for g, d in trainer.discriminators.items()})
+        else:
+            for g, d in trainer.discriminators.items():
+                for k, v in d.state_dict().items():
+                    assert torch.equal(v, before[g][k]), (g, k)
+
+    run_train(TrainRequest(data_dir=sample_store.root, preset="tiny", symbols=SYMBOLS, epochs=5, device="cpu",
+                           out=out, overrides={**SHORT, "adversarial": False, "generators": ["G1", "G3"],
+                                               "cross_every": 0}), on_epoch=watch)
+    assert phases == ["pretrain", "supervised", "supervised", "supervised", "supervised"]
+    assert any(e.startswith("distill") for e in events) and not any(e.startswith("cross") for e in events)
+    assert set(read_run_manifest(out)["generators"]) == {"G1", "G3"}
+    run_train(TrainRequest(data_dir=sample_store.root, preset="tiny", symbols=SYMBOLS, epochs=4, device="cpu",
+                           out=tmp_path / "b", overrides={**SHORT, "distill_every": 0}),
+              on_epoch=lambda report, trainer: events.extend(["B:" + e for e in report.events]))
+    b_events = [e for e in events if e.startswith("B:")]
+    assert b_events and not any("distill" in e for e in b_events)   # the game ran, cross-finetune happened
+    with pytest.raises(HeqisError, match="no generator G9"):
+        get_preset("tiny", generators=["G9"])

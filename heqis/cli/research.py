@@ -170,6 +170,15 @@ def train(
     target: Annotated[Literal["close", "open"] | None, typer.Option(
         "--target", help="What the models predict: close (close T → close T+1; the default) or open (open "
         "T+1 → open T+2, what a signal decided at T's close and filled at the next open earns).")] = None,
+    generators: Annotated[str | None, typer.Option("--generators", metavar="G1,G3", help="Ablation: train only "
+                                                   "these generators of the preset.")] = None,
+    adversarial: Annotated[bool, typer.Option("--adversarial/--no-adversarial", help="Ablation: "
+                                              "--no-adversarial trains every epoch supervised (same epochs, "
+                                              "same knowledge exchanges, no discriminators).")] = True,
+    distill: Annotated[bool, typer.Option("--distill/--no-distill", help="Ablation: --no-distill skips the "
+                                          "best → worst knowledge distillation.")] = True,
+    cross: Annotated[bool, typer.Option("--cross/--no-cross", help="Ablation: --no-cross skips the elites' "
+                                        "cross-finetuning.")] = True,
     class_weights: Annotated[Literal["balanced", "none"] | None, typer.Option(
         "--class-weights", help="Direction head's cross-entropy: balanced (weights from the train segment's "
         "classes, so always answering 'up' does not pay; the default) or none.")] = None,
@@ -213,7 +222,14 @@ def train(
     if chosen_opt and (search or resume):
         raise usage_error(chosen_opt, f"{chosen_opt} trains one new run: it does not go with "
                           f"{'--search' if search else '--resume'}")
-    for name, flag, value in (("class weights", "--class-weights", class_weights), ("target", "--target", target)):
+    ablations = {"generators": generators and [g.strip().upper() for g in generators.split(",") if g.strip()],
+                 "adversarial": None if adversarial else False, "distill_every": None if distill else 0,
+                 "cross_every": None if cross else 0}
+    for name, flag, value in (("class weights", "--class-weights", class_weights), ("target", "--target", target),
+                              ("generators", "--generators", generators),
+                              ("schedule", "--no-adversarial", ablations["adversarial"]),
+                              ("schedule", "--no-distill", ablations["distill_every"]),
+                              ("schedule", "--no-cross", ablations["cross_every"])):
         if value is not None and resume:
             raise usage_error(flag, f"a resumed run keeps the {name} it started with")
     with user_errors(ctx):
@@ -224,6 +240,7 @@ def train(
             overrides["class_weights"] = class_weights
         if target is not None:
             overrides["target"] = target
+        overrides.update({k: v for k, v in ablations.items() if v is not None})
         chosen = None
         if chosen_opt:
             from heqis.train.provenance import params_from_file, params_from_search

@@ -44,6 +44,7 @@ class Preset:
     flat_band: float = 0.005
     max_train_windows: int | None = None      # subsample the train segment (tiny/CI only)
     max_val_windows: int | None = None        # validate on this many val windows, drawn with the seed
+    adversarial: bool = True                  # False (--no-adversarial): every epoch supervised, no exchanges
     target: str = "close"                     # features.windows.TARGETS: close T→T+1 | open T+1→T+2
     class_weights: str = "balanced"           # direction CE (CLASS_WEIGHTS): "balanced" by train classes, "none"
     extra: dict[str, Any] = field(default_factory=dict)
@@ -108,6 +109,12 @@ def get_preset(name: str, **overrides: Any) -> Preset:
             continue
         if not hasattr(preset, key):
             raise HeqisError(f"unknown preset field '{key}'")
+        if key == "generators" and isinstance(value, (list, tuple)):   # a subset, by id (--generators G1,G3)
+            unknown = [g for g in value if g not in preset.generators]
+            if unknown or not value:
+                raise HeqisError(f"--generators: no generator {', '.join(unknown) or '(none given)'} in preset "
+                                 f"'{name}'", hint=f"choose from {', '.join(preset.generators)}")
+            value = {g: preset.generators[g] for g in preset.generators if g in value}
         setattr(preset, key, value)
     if preset.epochs < 1:
         raise HeqisError(f"--epochs must be at least 1, got {preset.epochs}")

@@ -138,7 +138,11 @@ class MultiGANTrainer:
         return torch.full((n, n), 1.0 / n)
 
     def phase(self, epoch: int) -> str:
-        return "pretrain" if epoch <= self.preset.pretrain_epochs else "adversarial"
+        """pretrain (supervised, before the game), then adversarial — or, with ``adversarial`` off (the
+        supervised-only ablation), "supervised": the same epochs and knowledge exchanges, no game."""
+        if epoch <= self.preset.pretrain_epochs:
+            return "pretrain"
+        return "adversarial" if self.preset.adversarial else "supervised"
 
     # -- encoders ------------------------------------------------------------------------------
     def train_encoders(self) -> list[dict[str, Any]]:
@@ -191,12 +195,12 @@ class MultiGANTrainer:
         batches = self.batches(len(self.data.train))
         for idx in batches:
             x, y, label = self._batch(self.data.train, idx)
-            if phase == "pretrain":
-                self._supervised_step(x, y, label, stats, len(batches))
-            else:
+            if phase == "adversarial":
                 self._adversarial_step(x, y, label, stats, len(batches))
+            else:
+                self._supervised_step(x, y, label, stats, len(batches))
         events = []
-        if phase == "adversarial" and self.last_val:
+        if phase != "pretrain" and self.last_val:
             k = epoch - self.preset.pretrain_epochs
             if self.preset.distill_every and k % self.preset.distill_every == 0:
                 events.append(self.distill())
