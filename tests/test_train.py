@@ -403,3 +403,21 @@ def test_ablations_switch_off_exactly_their_part(sample_store, tmp_path):
     assert b_events and not any("distill" in e for e in b_events)   # the game ran, cross-finetune happened
     with pytest.raises(HeqisError, match="no generator G9"):
         get_preset("tiny", generators=["G9"])
+
+
+def test_the_game_is_measured_each_epoch(sample_store, tmp_path):
+    """metrics.csv says how much the game steers each generator — the adversarial share of its
+    gradient norm: 0 with no adversarial weight, and it grows with the weight — and how well each
+    discriminator tells real from fake on val."""
+    shares = {}
+    for adv_weight in (0.0, 0.05, 1e4):
+        out = tmp_path / f"run-{adv_weight}"
+        run_train(TrainRequest(data_dir=sample_store.root, preset="tiny", symbols=SYMBOLS, epochs=3, device="cpu",
+                               out=out, overrides={**SHORT, "adv_weight": adv_weight}))
+        rows = [r for r in read_metrics(out) if r["phase"] == "adversarial"]
+        assert len(rows) == 2 * 4
+        for r in rows:
+            assert 0.0 <= float(r["d_acc_real"]) <= 1.0 and 0.0 <= float(r["d_acc_fake"]) <= 1.0
+        shares[adv_weight] = [float(r["adv_grad_share"]) for r in rows]
+    assert max(shares[0.0]) == 0.0
+    assert min(shares[1e4]) > 0.1 and np.mean(shares[1e4]) > 10 * np.mean(shares[0.05]) > 0

@@ -196,7 +196,7 @@ class MultiGANTrainer:
         for idx in batches:
             x, y, label = self._batch(self.data.train, idx)
             if phase == "adversarial":
-                self._adversarial_step(x, y, label, stats, len(batches))
+                self._adversarial_step(x, y, label, stats, len(batches), measure=idx is batches[0])
             else:
                 self._supervised_step(x, y, label, stats, len(batches))
         events = []
@@ -251,7 +251,22 @@ class MultiGANTrainer:
         logits = d(ctx.repeat(k, 1), torch.cat(candidates), label.repeat(k))
         return list(logits.chunk(k))
 
-    def _adversarial_step(self, x, y, label, stats, n_batches) -> None:
+    def _adversarial_share(self, gid: str, supervised: torch.Tensor, adversarial: Any) -> float:
+        """|∇ adversarial term| / (|∇ supervised| + |∇ adversarial|) over G's parameters, on one batch
+        (the first of each adversarial epoch: two extra backward passes, so not every batch). Below a
+        few percent the discriminators barely steer the generator."""
+        if not isinstance(adversarial, torch.Tensor) or not adversarial.requires_grad:
+            return 0.0
+        params = [q for q in self.generators[gid].parameters() if q.requires_grad]
+
+        def norm(term: torch.Tensor) -> float:
+            grads = torch.autograd.grad(term, params, retain_graph=True, allow_unused=True)
+            return math.sqrt(sum(float((g.double() ** 2).sum()) for g in grads if g is not None))
+
+        sup, adv = norm(supervised), norm(adversarial)
+        return adv / (sup + adv) if sup + adv > 0 else 0.0
+
+    def _adversarial_step(self, x, y, label, stats, n_batches, measure: bool = False) -> None:
         """One adversarial batch: every D_j on the real targets and its judged fakes, then every G_i
         on supervised + weighted adversarial terms against the updated discriminators.
 
@@ -292,6 +307,8 @@ class MultiGANTrainer:
             total = loss + p.adv_weight * adv
             totals.append(total)
             s = stats[gid]
+            if measure:
+                s["adv_grad_share"] = self._adversarial_share(gid, loss, p.adv_weight * adv)
             s["train_loss"] += total.item() / n_batches
             s["train_mse"] += mse.item() / n_batches
             s["train_ce"] += ce.item() / n_batches
@@ -391,7 +408,30 @@ class MultiGANTrainer:
             out[gid] = {"val_loss": float(loss), "val_mse_scaled": float(mse), "val_ce": float(ce),
                         "val_mse": float(torch.mean((ret - val.ret.double()) ** 2)),
                         "val_acc": float((cls.argmax(1) == val.cls).float().mean())}
+        if p.adversarial:
+            for gid, (real, fake) in self.discriminator_accuracy(val, preds).items():
+                out[gid].update(d_acc_real=real, d_acc_fake=fake)
         return out
+
+    @torch.no_grad()
+    def discriminator_accuracy(self, split: Split, preds: dict[str, tuple[torch.Tensor, torch.Tensor]],
+                               batch: int = 2048) -> dict[str, tuple[float, float]]:
+        """Held-out accuracy of each D_j on ``split``: (real targets called real, G_j's forecasts
+        called fake). Both near 0.5: the discriminator cannot tell, and the game teaches nothing."""
+        d = self.device
+        hits = {gid: [0, 0] for gid in self.ids}
+        for start in range(0, len(split), batch):
+            rows = range(start, min(start + batch, len(split)))
+            ctx = self.context(self._inputs(split, rows))
+            label = split.cls[start:rows.stop].to(d)
+            for gid in self.ids:
+                disc = self.discriminators[gid].eval()
+                real = disc(ctx, split.y[start:rows.stop].to(d), label)
+                fake = disc(ctx, preds[gid][0][start:rows.stop].to(d), label)
+                hits[gid][0] += int((real > 0).sum())
+                hits[gid][1] += int((fake < 0).sum())
+        n = max(1, len(split))
+        return {gid: (h[0] / n, h[1] / n) for gid, h in hits.items()}
 
     def baselines(self) -> dict[str, float]:
         """Validation MSE of naive guesses (zero return; repeat the last return) and the majority class rate."""
