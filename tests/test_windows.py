@@ -151,3 +151,19 @@ def test_index_views_equal_the_materialised_windows(bars, sample_store):
     np.testing.assert_allclose(streamed.x_scale, materialised.x_scale, rtol=1e-7)
     np.testing.assert_allclose(streamed.x_min, materialised.x_min, rtol=1e-7, atol=1e-9)
     assert (streamed.y_scale, streamed.y_min) == (materialised.y_scale, materialised.y_min)
+
+
+def test_read_only_bars_use_the_same_compiled_kernel():
+    """Bars decoded from a message are read-only; they must not make numba compile a second kernel
+    (on a cold cache that took longer than the gateway waits, and the brain was restarted forever)."""
+    import heqis.features.indicators as ind
+    from heqis.features.inputs import model_inputs
+    from heqis.runtime.protocol import Decoder, encode
+
+    bars = np.ones((200, 7), np.float32)
+    expected = model_inputs(bars, last_n=60)
+    before = list(ind.model_inputs_into.signatures)
+    msg = Decoder("test")(encode("window", 1, "600519.SH", 0, bars, {}))
+    assert not msg.data.flags.writeable
+    np.testing.assert_array_equal(model_inputs(msg.data, last_n=60), expected)
+    assert list(ind.model_inputs_into.signatures) == before

@@ -35,6 +35,12 @@ def model_inputs(bars: np.ndarray, last_n: int | None = None) -> np.ndarray:
     averages over their own bars only, and only the last ``m`` rows are written — no per-column
     Python work (benchmarks/brain_preprocess.py)."""
     b = np.ascontiguousarray(bars, dtype=np.float32)     # the wire's precision, on both sides
+    if not b.flags.writeable:
+        # bars decoded straight from a message buffer are read-only, and numba types a read-only array
+        # apart: the brain's first live request compiled a second kernel (3 s, more on a loaded box —
+        # past the gateway's dead-after, so on a cold cache the brain was restarted before it ever
+        # answered, again and again). A 560×7 copy costs about a microsecond.
+        b = b.copy()
     if b.ndim != 2 or b.shape[1] != len(BAR_INPUTS):
         raise HeqisError(f"bars of shape {b.shape} are not [n, {len(BAR_INPUTS)}] ({', '.join(BAR_INPUTS)})")
     n = len(b)
