@@ -27,7 +27,7 @@ from heqis.actions import MODES, to_signals
 from heqis.data.store import DataStore
 from heqis.errors import HeqisError
 from heqis.features.transform import Scaler, scale_free
-from heqis.features.windows import inference_windows, research_inputs
+from heqis.features.windows import inference_windows, research_inputs, valid_ends
 
 __all__ = ["MODES", "Inference", "Predictions", "align", "needed_windows", "predict", "predict_needed",
            "read_signal_file", "to_signals"]
@@ -75,10 +75,7 @@ def needed_windows(bars: pd.DataFrame, values: np.ndarray, window: int, dates: n
     n, n_f = values.shape
     if n < window:
         return np.zeros((0, window, n_f), np.float32), all_dates[:0]
-    bad = (~np.isfinite(values).all(axis=1)).astype(np.int64)
-    bad_cum = np.concatenate(([0], np.cumsum(bad)))
-    ends = np.arange(window - 1, n)
-    ends = ends[(bad_cum[ends + 1] - bad_cum[ends + 1 - window]) == 0]
+    ends = valid_ends(values, window, with_target=False)
     ends = ends[np.isin(all_dates[ends], dates)]
     view = np.lib.stride_tricks.sliding_window_view(values, window, axis=0)
     x = scale_free(np.swapaxes(view[ends - window + 1], 1, 2), inputs).astype(np.float32)
