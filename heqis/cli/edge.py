@@ -129,7 +129,12 @@ def gateway(
     keys_dir: KeysOpt = None,
     insecure: InsecureOpt = False,
     exit_when_done: Annotated[bool, typer.Option("--exit-when-done", help="Exit once the replay is fully "
-                                                 "answered.")] = False,
+                                                 "answered (every bar stored, or stored as failed).")] = False,
+    ws_bind: Annotated[str, typer.Option(help="Address of the WebSocket (signals and status; with --keys it asks "
+                                         "for the token in the key folder).")] = "127.0.0.1",
+    request_deadline: Annotated[float, typer.Option(min=0.05, metavar="SECONDS", help="Send a request again when "
+                                                    "no valid reply came within this time.")] = 5.0,
+    max_attempts: Annotated[int, typer.Option(min=1, help="Sends of one bar before it is stored as failed.")] = 3,
 ) -> None:
     """The gateway (RK3568 role): sources → ring buffer → brains; signals → SQLite → telemetry.
 
@@ -156,7 +161,7 @@ def gateway(
         cfg, sources = gateway_from(GatewayOptions(
             targets, spec, s.artifacts_dir, s.runtime_db, s.runtime_telemetry_port, s.runtime_control_port,
             s.runtime_ws_port, s.runtime_bind, fleet, ring, max_in_flight, keys_dir, insecure, exit_when_done,
-            state_file, s))
+            state_file, s, ws_bind, request_deadline, max_attempts))
         gw = run_gateway(cfg, sources)
     err.print(f"gateway stopped: {dict(gw.counters)}")
 

@@ -170,6 +170,9 @@ class GatewayOptions:
     exit_when_done: bool = False
     state_file: Path | None = None
     settings: Any = None         # the resolved settings (the Tushare source's token, URL and limits)
+    ws_bind: str = "127.0.0.1"
+    request_deadline_s: float = 5.0
+    max_attempts: int = 3
 
 
 def gateway_from(opts: GatewayOptions) -> tuple[Any, Aligner]:
@@ -186,6 +189,8 @@ def gateway_from(opts: GatewayOptions) -> tuple[Any, Aligner]:
     for t in opts.targets:
         require_safe(t.host, key_cfg, opts.insecure, f"connecting to {t.name}")
     require_safe(opts.bind, key_cfg, opts.insecure, "telemetry and control")
+    if opts.ws_port:
+        require_safe(opts.ws_bind, key_cfg, opts.insecure, "the WebSocket")
     ports = {"--telemetry-port": opts.telemetry_port, "--control-port": opts.control_port}
     if opts.ws_port:
         ports["--ws-port"] = opts.ws_port
@@ -202,5 +207,7 @@ def gateway_from(opts: GatewayOptions) -> tuple[Any, Aligner]:
     cfg = GatewayConfig(opts.targets, opts.db, opts.fleet, opts.bind, opts.telemetry_port, opts.control_port,
                         opts.ws_port, opts.ring, opts.max_in_flight, keys=key_cfg,
                         exit_when_done=opts.exit_when_done, state_file=opts.state_file,
-                        artifacts_id=artifacts.set_id)
+                        artifacts_id=artifacts.set_id, routing=artifacts.routing(), ws_bind=opts.ws_bind,
+                        ws_token=key_cfg.ws_token() if key_cfg is not None and opts.ws_port else None,
+                        request_deadline_s=opts.request_deadline_s, max_attempts=opts.max_attempts)
     return cfg, source

@@ -81,6 +81,11 @@ class GatewayConfig:
     exit_when_done: bool = False
     state_file: Path | None = None
     artifacts_id: str = ""       # the artifact set the gateway's brains should run (stored with each signal)
+    routing: dict[str, Any] | None = None   # the artifact set's routing.json: which model answers which symbol
+    ws_bind: str = "127.0.0.1"   # the WebSocket's address: loopback unless asked (it serves signals and status)
+    ws_token: str | None = None  # with keys: the token a WebSocket client must present (heqis keys writes it)
+    request_deadline_s: float = 5.0   # a request unanswered this long is sent again (to another brain if any)
+    max_attempts: int = 3        # sends of one bar before it is stored as failed with its reason
 
 
 @dataclass

@@ -46,6 +46,11 @@ class KeyConfig:
         assert private is not None
         return public, private
 
+    def ws_token(self) -> str | None:
+        """The WebSocket token (``DIR/ws.token``, 0600), or None where the folder has none."""
+        path = self.directory / "ws.token"
+        return path.read_text().strip() or None if path.exists() else None
+
     def public(self, name: str) -> bytes:
         import zmq.auth
 
