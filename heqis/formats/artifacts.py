@@ -37,6 +37,28 @@ ROUTING = "routing.json"
 CALIBRATION = "calibration.npy"
 
 
+def check_artifact_name(name: object, root: Path) -> str:
+    """A file name listed in ``root``'s manifest: a plain relative path (no '..', no absolute path, no
+    backslash, NUL, newline or other control character)."""
+    name = safe_name(name, root)
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise HeqisError(f"{root}/{MANIFEST}: refusing file name {name!r} (control character in it)",
+                         hint="the manifest was altered; re-create the folder with heqis")
+    return name
+
+
+def artifact_path(root: Path, name: object) -> Path:
+    """``root / name`` after ``check_artifact_name``, refusing a symlink (of the file or a folder on the way)
+    that resolves outside ``root``: what the brain loads and ``heqis up`` ships stays inside the set."""
+    checked = check_artifact_name(name, root)
+    path = Path(root) / checked
+    inside = Path(root).resolve()
+    if not path.resolve().is_relative_to(inside):
+        raise HeqisError(f"{root}/{MANIFEST}: refusing file name {checked!r} (it resolves outside the folder, "
+                         f"to {path.resolve()})", hint="the artifact folder holds a symlink out of it; re-export")
+    return path
+
+
 def set_identity(files: dict[str, str]) -> str:
     """The artifact set's id: a hash over (name, sha256) of every file it lists."""
     return hashlib.sha256("".join(f"{k}\0{v}\n" for k, v in sorted(files.items())).encode()).hexdigest()[:16]
@@ -57,7 +79,7 @@ class ArtifactSet:
         if not isinstance(files, dict) or not isinstance(manifest.get("generators"), dict):
             raise HeqisError(f"{root}/{MANIFEST}: lists no files or generators", hint="re-run heqis export")
         for name in files:
-            safe_name(name, root)
+            artifact_path(root, name)
         found = cls(root, manifest)
         if verify is True:
             found.verify()
@@ -71,7 +93,7 @@ class ArtifactSet:
         for name in (files if names is None else names):
             if name not in files:
                 raise HeqisError(f"{self.root}: {name} is not listed in manifest.json", hint="re-run heqis export")
-            path = self.root / safe_name(name, self.root)
+            path = artifact_path(self.root, name)
             if not path.is_file():
                 raise HeqisError(f"{path}: artifact missing", hint="re-run heqis export (or heqis up to re-upload)")
             if sha256_file(path) != files[name]:
@@ -110,10 +132,10 @@ class ArtifactSet:
         name = info.get(key) or default
         if name is None:
             raise HeqisError(f"{self.root}: generator {gid} has no {key} file", hint="re-run heqis export")
-        return safe_name(name, self.root)
+        return check_artifact_name(name, self.root)
 
     def path(self, gid: str, key: str) -> Path:
-        return self.root / self.file_name(gid, key)
+        return artifact_path(self.root, self.file_name(gid, key))
 
     def window(self, gid: str) -> int:
         return int(self.generator(gid).get("window") or self.manifest["window"])
