@@ -166,24 +166,122 @@ def gateway(
     err.print(f"gateway stopped: {dict(gw.counters)}")
 
 
+KeyDirOpt = Annotated[Path | None, typer.Option("--dir", metavar="DIR", help="The key folder (default "
+                                                 ".heqis/keys).")]
+DEFAULT_KEYS = Path(".heqis/keys")
+
+
 def keys(
     ctx: typer.Context,
     directory: Annotated[Path, typer.Option("--dir", metavar="DIR", help="Where to write the key pairs.")] =
-        Path(".heqis/keys"),
-    force: Annotated[bool, typer.Option("--force", help="Replace existing keys.")] = False,
+        DEFAULT_KEYS,
+    force: Annotated[bool, typer.Option("--force", help="Replace existing keys (consoles added with `keys add` "
+                                        "too).")] = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Generate CURVE key pairs for gateway, brain and console (secret files 0600) and the allow-list."""
-    from heqis.runtime.security import generate_keys
+    """CURVE keys of the fleet (secrets 0600), allow-lists per role, console roles, the WebSocket token.
+
+    With no subcommand it makes the key folder (a folder of the old layout is converted in place,
+    keeping its keys). A brain accepts only the gateway's key (allow/brain); the gateway's telemetry
+    and control accept only console keys (allow/gateway), each an operator or a viewer (roles.json).
+
+    Examples:
+      heqis keys --dir .heqis/keys
+      heqis keys add alice --role viewer --dir .heqis/keys
+      heqis keys list --dir .heqis/keys
+      heqis keys revoke alice --dir .heqis/keys
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from heqis.runtime.security import generate_keys, needs_completion
 
     with user_errors(ctx):
+        converted = directory.is_dir() and not force and needs_completion(directory)
         written = generate_keys(directory, force)
     if json_out:
-        emit_json({"directory": str(directory), "files": [str(p) for p in written]})
+        emit_json({"directory": str(directory), "converted": converted, "files": [str(p) for p in written]})
+    elif converted:
+        stdout.print(f"converted {directory} to the role layout (kept its key pairs; wrote {len(written)} files: "
+                     f"allow/brain, allow/gateway, roles.json, ws.token); restart the gateway and brains with it",
+                     soft_wrap=True)
     else:
-        stdout.print(f"wrote {len(written)} key files to {directory} (secrets 0600; allow-list in "
-                     f"{directory / 'clients'}); copy brain.key_secret only to the brains, gateway.key_secret only "
-                     f"to the gateway", soft_wrap=True)
+        stdout.print(f"wrote {len(written)} key files to {directory} (secrets 0600): the brains get brain.key_secret "
+                     f"and allow/brain/, the gateway gets gateway.key_secret, allow/gateway/, roles.json and "
+                     f"ws.token; console.key_secret is the operator console's", soft_wrap=True)
+
+
+def _key_dir(ctx: typer.Context, directory: Path | None) -> Path:
+    """--dir after the subcommand, else --dir before it (heqis keys --dir D list), else the default."""
+    parent = ctx.parent.params.get("directory") if ctx.parent is not None else None
+    return directory or parent or DEFAULT_KEYS
+
+
+def keys_add(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The console's name: 1–64 of A–Z a–z 0–9 _ . -")],
+    role: Annotated[Literal["operator", "viewer"], typer.Option(help="operator: watch and control (pause, "
+                                                                "reset a brain); viewer: watch only.")] =
+        "operator",
+    directory: KeyDirOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Add a console key pair (consoles/NAME.key_secret, 0600) that the gateway accepts, with a role."""
+    from heqis.runtime.security import add_console
+
+    folder = _key_dir(ctx, directory)
+    with user_errors(ctx):
+        added = add_console(folder, name, role)
+    if json_out:
+        emit_json({"directory": str(folder), **added})
+        return
+    stdout.print(f"added console {name} ({role}), key {added['public_key']}: give its user {added['secret']} and "
+                 f"{folder / 'gateway.key'}; it connects with `heqis console --keys DIR --key-name {name}`. A running "
+                 f"gateway accepts it from the next connection (on an SSH fleet after `heqis up` ships "
+                 f"allow/gateway and roles.json)", soft_wrap=True)
+
+
+def keys_list(
+    ctx: typer.Context,
+    directory: KeyDirOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """The console keys: name, role, public key, whether the gateway accepts it."""
+    from heqis.runtime.security import list_consoles
+
+    folder = _key_dir(ctx, directory)
+    with user_errors(ctx):
+        rows = list_consoles(folder)
+    if json_out:
+        emit_json({"directory": str(folder), "keys": rows})
+        return
+    from rich.table import Table
+
+    table = Table("name", "role", "public key", "accepted", "secret here", box=None)
+    for r in rows:
+        table.add_row(r["name"], str(r["role"]), r["public_key"], "yes" if r["allowed"] else "NO",
+                      "yes" if r["secret"] else "-")
+    stdout.print(table)
+
+
+def keys_revoke(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The console key to revoke (see heqis keys list).")],
+    directory: KeyDirOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Revoke a console key: its operator rights end at once; new connections with it are refused."""
+    from heqis.runtime.security import revoke_console
+
+    folder = _key_dir(ctx, directory)
+    with user_errors(ctx):
+        revoked = revoke_console(folder, name)
+    if json_out:
+        emit_json({"directory": str(folder), **revoked})
+        return
+    stdout.print(f"revoked {name} ({revoked['public_key']}): removed from roles.json and allow/gateway, its key "
+                 f"files deleted. The gateway refuses it control at once and new connections with it; a "
+                 f"connection it has open now keeps receiving telemetry until it drops — restart the gateway to "
+                 f"cut it (on an SSH fleet: `heqis up` first, to ship the change)", soft_wrap=True)
 
 
 def up(
@@ -408,6 +506,8 @@ def console(
                                              "instead: curves, backtest table, K-line with trades.")] = None,
     keys_dir: Annotated[Path | None, typer.Option("--keys", metavar="DIR", help="CURVE key folder (console "
                                                   "identity).")] = None,
+    key_name: Annotated[str | None, typer.Option("--key-name", metavar="NAME", help="Use the console key "
+                                                 "added with `heqis keys add NAME` (default: console.key).")] = None,
 ) -> None:
     """The full-screen operator console: fleet, latency, queue, signals, K-line, alerts (live); or --run views.
 
@@ -426,7 +526,10 @@ def console(
         if keys_dir or keys_path:
             from heqis.runtime.security import KeyConfig
 
-            key_cfg = KeyConfig(keys_dir or keys_path, "console")  # type: ignore[arg-type]
+            key_cfg = KeyConfig(keys_dir or keys_path, "console", name=key_name)  # type: ignore[arg-type]
+            key_cfg.keypair()           # a missing or readable secret: one line now, not a silent console
+        elif key_name:
+            raise HeqisError("--key-name needs a key folder", hint="add --keys DIR (or use a fleet.toml with keys)")
         if not sys.stdout.isatty():
             raise HeqisError("the console needs a terminal", hint="use `heqis status --watch 1` in scripts")
         from heqis_console.app import run_console
@@ -435,5 +538,13 @@ def console(
 
 
 def register(app: typer.Typer) -> None:
-    for command in (brain, gateway, keys, up, status, down, logs, console):
+    for command in (brain, gateway):
+        app.command(rich_help_panel=PANEL)(command)
+    group = typer.Typer(invoke_without_command=True, rich_markup_mode="rich")
+    group.callback()(keys)
+    group.command("add")(keys_add)
+    group.command("list")(keys_list)
+    group.command("revoke")(keys_revoke)
+    app.add_typer(group, name="keys", rich_help_panel=PANEL)
+    for command in (up, status, down, logs, console):
         app.command(rich_help_panel=PANEL)(command)

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import json
 import logging
 import threading
 import time
 from collections import deque
+from http import HTTPStatus
 from typing import Any
 
 import numpy as np
@@ -59,10 +61,20 @@ class LatencyWindow:
 
 
 class WebSocketFeed:
-    """A WebSocket server (``websockets``) in its own thread that relays the telemetry JSON."""
+    """A WebSocket server (``websockets``) in its own thread that relays the telemetry JSON.
 
-    def __init__(self, host: str, port: int) -> None:
+    With a ``token`` a client must present it, either at the handshake (HTTP header
+    ``Authorization: Bearer TOKEN``; a wrong one is answered 401 before the upgrade) or, without that
+    header, as its first message ``{"token": "TOKEN"}`` within ``AUTH_TIMEOUT_S`` seconds (a missing or
+    wrong one closes the connection with code 1008). ``refused`` counts the clients turned away.
+    Without a token every client receives the documents."""
+
+    AUTH_TIMEOUT_S = 5.0
+
+    def __init__(self, host: str, port: int, token: str | None = None) -> None:
         self.host, self.port = host, port
+        self.token = token or None
+        self.refused = 0
         self.clients: set[Any] = set()
         self.tasks: set[asyncio.Future[None]] = set()   # keep references until each send finishes
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -73,10 +85,43 @@ class WebSocketFeed:
         self.thread.start()
         self.ready.wait(5)
 
+    def _matches(self, given: object) -> bool:
+        assert self.token is not None
+        return isinstance(given, str) and hmac.compare_digest(given.encode(), self.token.encode())
+
+    def _process_request(self, connection: Any, request: Any) -> Any:
+        """Before the upgrade: a wrong ``Authorization`` header is answered 401 (no header: the first
+        message decides)."""
+        if self.token is None:
+            return None
+        header = request.headers.get("Authorization")
+        if header is None:
+            return None
+        scheme, _, given = header.partition(" ")
+        if scheme.lower() == "bearer" and self._matches(given.strip()):
+            connection.heqis_authorized = True
+            return None
+        self.refused += 1
+        return connection.respond(HTTPStatus.UNAUTHORIZED, "a valid token is required\n")
+
+    async def _first_message_token(self, ws: Any) -> bool:
+        try:
+            message = await asyncio.wait_for(ws.recv(), self.AUTH_TIMEOUT_S)
+            given = json.loads(message).get("token")
+        except Exception:   # timeout, closed, not JSON, not an object
+            return False
+        return self._matches(given)
+
     def _run(self) -> None:
         from websockets.asyncio.server import serve
 
         async def handler(ws: Any) -> None:
+            pending = self.token is not None and not getattr(ws, "heqis_authorized", False)
+            if pending and not await self._first_message_token(ws):
+                self.refused += 1
+                with contextlib.suppress(Exception):
+                    await ws.close(1008, "a valid token is required")
+                return
             self.clients.add(ws)
             try:
                 await ws.wait_closed()
@@ -86,7 +131,7 @@ class WebSocketFeed:
         async def main() -> None:
             self.stopped = asyncio.get_running_loop().create_future()
             try:
-                async with serve(handler, self.host, self.port):
+                async with serve(handler, self.host, self.port, process_request=self._process_request):
                     self.ready.set()
                     await self.stopped          # leaving the block closes the server cleanly
             except OSError as exc:
