@@ -218,7 +218,7 @@ def _key_dir(ctx: typer.Context, directory: Path | None) -> Path:
 
 def keys_add(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="The console's name: 1–64 of A–Z a–z 0–9 _ . -")],
+    name: Annotated[str, typer.Argument(metavar="NAME", help="The console's name: 1–64 of A–Z a–z 0–9 _ . -")],
     role: Annotated[Literal["operator", "viewer"], typer.Option(help="operator: watch and control (pause, "
                                                                 "reset a brain); viewer: watch only.")] =
         "operator",
@@ -234,10 +234,11 @@ def keys_add(
     if json_out:
         emit_json({"directory": str(folder), **added})
         return
-    stdout.print(f"added console {name} ({role}), key {added['public_key']}: give its user {added['secret']} and "
-                 f"{folder / 'gateway.key'}; it connects with `heqis console --keys DIR --key-name {name}`. A running "
-                 f"gateway accepts it from the next connection (on an SSH fleet after `heqis up` ships "
-                 f"allow/gateway and roles.json)", soft_wrap=True)
+    stdout.print(f"added console {name} ({role}), key {added['public_key']}: its user needs a key folder DIR "
+                 f"holding consoles/{name}.key_secret (from {added['secret']}) and gateway.key, and connects with "
+                 f"`heqis console --keys DIR --key-name {name}`. A running gateway accepts it from the next "
+                 f"connection (on an SSH fleet once `heqis up` has shipped allow/gateway and roles.json)",
+                 soft_wrap=True)
 
 
 def keys_list(
@@ -265,7 +266,7 @@ def keys_list(
 
 def keys_revoke(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="The console key to revoke (see heqis keys list).")],
+    name: Annotated[str, typer.Argument(metavar="NAME", help="The console key to revoke (see heqis keys list).")],
     directory: KeyDirOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
