@@ -2,7 +2,8 @@
 
 Three test hosts (one gateway, two brains), each its own sshd with its own host key and its own
 work directory; the hosts install heqis from the shipped wheelhouse with the package index made
-unreachable. Nothing here targets an address outside loopback.
+unreachable. The SSH user is root, the processes run as ``run_as = RUN_AS`` (never root). Nothing
+here targets an address outside loopback.
 """
 
 from __future__ import annotations
@@ -21,10 +22,10 @@ import pytest
 
 from heqis.errors import HeqisError
 from tests.runtime_helpers import free_ports
-from tests.sshd import SSHHost, keygen, require_sshd, start_sshd
+from tests.sshd import RUN_AS, SSHHost, host_python, keygen, require_sshd, start_sshd
 
 REPO = Path(__file__).resolve().parents[1]
-PYTHON = str(Path(sys.base_prefix) / "bin" / "python3")
+PYTHON = host_python() or str(Path(sys.base_prefix) / "bin" / "python3")
 
 
 @pytest.fixture(scope="module")
@@ -46,8 +47,7 @@ def hosts(tmp_path_factory, wheelhouse_env):
     known.write_text("\n".join(h.known_hosts_line() for h in started) + "\n")
     yield root, started, known
     for h in started:
-        h.proc.terminate()
-        h.proc.wait(5)
+        h.cleanup()
 
 
 def host_toml(name: str, role: str, port: int, workdir: Path, root: Path, extra: str = "") -> str:
@@ -58,6 +58,7 @@ name = "{name}"
 role = "{role}"
 host = "127.0.0.1"
 user = "root"
+run_as = "{RUN_AS}"
 port = {port}
 workdir = "{workdir}"
 python = "{PYTHON}"
@@ -90,7 +91,7 @@ def write_fleet(path: Path, root: Path, known: Path, hosts: list[SSHHost], artif
 
 
 def gateway_signals(gw: SSHHost) -> int:
-    db = gw.workdir / "signals.sqlite"
+    db = gw.workdir / "data" / "signals.sqlite"
     if not db.exists():
         return 0
     with sqlite3.connect(db) as c:
@@ -227,11 +228,15 @@ def test_fleet_toml_errors_name_the_key(tmp_path):
 def test_start_and_stop_scripts_and_systemd_unit():
     from heqis_remote.deploy import start_script, stop_script, systemd_unit
 
-    unit = systemd_unit("orin-1", "/srv/heqis/venv/bin/heqis brain --port 5555", "/srv/heqis")
-    assert "Restart=always" in unit and "WantedBy=multi-user.target" in unit
-    assert "ExecStart=/srv/heqis/venv/bin/heqis brain --port 5555" in unit
+    unit = systemd_unit("orin-1", ["/srv/heqis/venv/bin/heqis", "brain", "--port", "5555"], "/srv/heqis", "heqis")
+    assert "Restart=always" in unit and "WantedBy=multi-user.target" in unit and "User=heqis" in unit
+    assert "ExecStart=/srv/heqis/venv/bin/heqis brain --port 5555\n" in unit
+    assert "WorkingDirectory=/srv/heqis/data\n" in unit
     script = start_script("orin-1", "heqis brain", "abc123", "/srv/heqis", use_systemd=False)
-    assert "setsid nohup heqis brain" in script and "echo abc123 > run/orin-1.release" in script
-    assert "systemctl restart heqis-orin-1" in start_script("orin-1", "heqis brain", "abc", "/srv", use_systemd=True)
+    assert "setsid nohup heqis brain" in script and "echo abc123 > /srv/heqis/run/orin-1.release" in script
+    systemd = start_script("orin-1", "", "abc", "/srv", use_systemd=True, unit_tmp="/srv/run/.unit.tmp")
+    assert "systemctl restart heqis-orin-1" in systemd
+    assert "install -m 644 -o root -g root /srv/run/.unit.tmp /etc/systemd/system/heqis-orin-1.service" in systemd
+    assert "<<" not in systemd and "cat >" not in systemd
     stop = stop_script("orin-1", "/srv/heqis", use_systemd=False, timeout_s=2)
     assert "kill -TERM" in stop and "kill -KILL" in stop and "seq 20" in stop
