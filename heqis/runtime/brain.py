@@ -9,12 +9,19 @@ scaler (``brain_input``: the same ``model_inputs`` research uses), and runs each
 every signal reports its own queue, preprocess and inference time (the brain's clock), and echoes
 the gateway's send stamp so latency is measured on one clock. An artifact set made with other
 feature code than this brain's is refused at start.
+
+Each process draws a random *incarnation* id, sent in every heartbeat and reply: the gateway sees a
+restart at the first message of the new process and sends again what the old one never answered.
+Inbound messages are bounded (ZMQ_MAXMSGSIZE: a few times the largest window this artifact set
+needs; a high-water mark), so a peer cannot make the brain buffer gigabytes; with keys, only the
+gateway's key may connect (the ``brain`` allow-list), so only the gateway can send ``stop``.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import secrets
 import signal
 import time
 from dataclasses import dataclass
@@ -31,11 +38,12 @@ from heqis.features.fingerprint import feature_fingerprint, require_features
 from heqis.features.transform import Scaler
 from heqis.formats.artifacts import ArtifactSet
 from heqis.runtime.bars import REQUEST_COLUMNS, brain_input, history_length
-from heqis.runtime.protocol import Decoder, Message, encode
+from heqis.runtime.protocol import MAX_HEADER, Decoder, Message, encode
 from heqis.runtime.security import KeyConfig, server_socket_security
 
 log = logging.getLogger(__name__)
 MAX_DRAIN = 256
+RCVHWM = 1024                     # requests buffered at most (the gateway keeps ≤ max_in_flight in flight)
 
 
 @dataclass
@@ -67,6 +75,7 @@ class Brain:
         self.predictors = {gid: get_predictor(cfg.backend, cfg.artifacts, gid, **options)
                            for gid in self.artifacts.generators}
         self.artifacts_id = self.artifacts.set_id
+        self.incarnation = secrets.token_hex(8)
         self.counters = {"windows": 0, "signals": 0, "heartbeats": 0, "bad_windows": 0, "malformed": 0,
                          "batches": 0}
         self.last_gateway_hb = 0.0
@@ -76,7 +85,12 @@ class Brain:
         self.push = self.ctx.socket(zmq.PUSH)
         for sock in (self.pull, self.push):
             sock.setsockopt(zmq.LINGER, 0)
-            server_socket_security(sock, cfg.keys, self.ctx)
+            server_socket_security(sock, cfg.keys, self.ctx, "brain")
+        # the largest legal request: the longest history any generator needs, 4× for slack, as float32
+        rows = max(history_length(self.scalers[g].window) for g in self.scalers) if self.scalers else 1024
+        self.max_message = max(MAX_HEADER, 4 * rows * len(REQUEST_COLUMNS) * 4)
+        self.pull.setsockopt(zmq.MAXMSGSIZE, self.max_message)
+        self.pull.setsockopt(zmq.RCVHWM, RCVHWM)
         self.pull.bind(f"tcp://{cfg.bind}:{cfg.port}")
         self.push.bind(f"tcp://{cfg.bind}:{cfg.port + 1}")
         self.running = True
@@ -96,6 +110,7 @@ class Brain:
         return {"name": self.cfg.name, "pid": os.getpid(), "version": __version__, "backend": self.cfg.backend,
                 "artifacts_sha256": self.artifacts_id, "artifacts": self.artifacts_id,
                 "features": feature_fingerprint()["id"], "counters": dict(self.counters),
+                "incarnation": self.incarnation,
                 "rejected": dict(self.decoder.rejected)}
 
     # ------------------------------------------------------------------------------------------
@@ -139,7 +154,8 @@ class Brain:
                 self.counters["bad_windows"] += 1
                 self.push.send_multipart(encode("signal", msg.seq, msg.symbol, msg.bar_time, None,
                                                 {"error": "window has too few bars or invalid values",
-                                                 "brain": self.cfg.name}, sent_ns=msg.sent_ns))
+                                                 "brain": self.cfg.name, "inc": self.incarnation},
+                                                sent_ns=msg.sent_ns))
                 continue
             groups.setdefault(gid, []).append((msg, arrived, x))
         pre_us = (time.monotonic_ns() - t_pre) / 1e3 / max(1, len(batch))
@@ -154,7 +170,7 @@ class Brain:
                 action = int(to_signals(reg[i:i + 1, 0], cls[i:i + 1], route["mode"], route["threshold"])[0])
                 payload = np.array([reg[i, 0], *probs[i], action], dtype=np.float32)
                 extra = {"model": gid, "mode": route["mode"], "action": action, "brain": self.cfg.name,
-                         "artifacts": self.artifacts_id,
+                         "artifacts": self.artifacts_id, "inc": self.incarnation,
                          "queue_us": round((t_pre - arrived) / 1e3, 1), "pre_us": round(pre_us, 1),
                          "inf_us": round(inf_us, 1)}
                 self.push.send_multipart(encode("signal", msg.seq, msg.symbol, msg.bar_time, payload, extra,

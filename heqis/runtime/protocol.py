@@ -21,6 +21,8 @@ from typing import Any
 import msgpack
 import numpy as np
 
+from heqis.runtime.ratelog import RateLimitedLog
+
 VERSION = 1
 KINDS = ("window", "signal", "heartbeat", "control")
 DTYPE = "<f4"
@@ -115,12 +117,14 @@ def decode(frames: list[bytes]) -> Message:
 
 
 class Decoder:
-    """``decode`` that counts and logs bad messages instead of raising."""
+    """``decode`` that counts bad messages (by reason) and logs them rate-limited instead of raising."""
 
     def __init__(self, who: str) -> None:
         self.who = who
         self.ok = 0
         self.rejected: Counter[str] = Counter()
+        self.last_error = ""
+        self.log = RateLimitedLog(log, f"{who}: malformed message")
 
     def __call__(self, frames: list[bytes]) -> Message | None:
         try:
@@ -128,7 +132,8 @@ class Decoder:
         except ProtocolError as exc:
             reason = str(exc).split(" ")[0] if str(exc) else "invalid"
             self.rejected[reason] += 1
-            log.warning("%s: dropped a malformed message: %s", self.who, exc)
+            self.last_error = str(exc)
+            self.log.warn(reason, str(exc))
             return None
         self.ok += 1
         return msg

@@ -3,7 +3,9 @@
 The unique key makes every write idempotent (``INSERT OR IGNORE``): a replay, a re-sent request
 or a duplicate reply can never store a signal twice, and decisions of a new export (another
 artifact set id) are stored beside the old ones instead of being silently dropped as duplicates.
-Writes are batched into one transaction per flush; a crash loses at most the unflushed rows, which
+A bar that no brain answered validly within its allowed attempts is written to ``failures`` with
+the reason of its last attempt (it is retried when the gateway starts again: only ``signals`` count
+as done). Writes are batched into one transaction per flush; a crash loses at most the unflushed rows, which
 the restarted gateway asks for again (it resumes each symbol from its earliest bar without a
 stored signal of its artifact set).
 
@@ -39,6 +41,20 @@ CREATE TABLE IF NOT EXISTS signals (
     PRIMARY KEY (symbol, bar_time, model, artifacts)
 );
 """
+FAILURES = """
+CREATE TABLE IF NOT EXISTS failures (
+    symbol     TEXT    NOT NULL,
+    bar_time   INTEGER NOT NULL,
+    artifacts  TEXT    NOT NULL,
+    model      TEXT,
+    reason     TEXT    NOT NULL,   -- why the last attempt failed (brain_error: ..., deadline, bad_payload, ...)
+    attempts   INTEGER NOT NULL,
+    seq        INTEGER NOT NULL,
+    stored_at  REAL    NOT NULL DEFAULT (julianday('now')),
+    PRIMARY KEY (symbol, bar_time, artifacts)
+);
+"""
+FAILURE_COLUMNS = ("symbol", "bar_time", "artifacts", "model", "reason", "attempts", "seq")
 COLUMNS = ("symbol", "bar_time", "model", "artifacts", "seq", "action", "reg", "p_down", "p_flat", "p_up",
            "latency_us", "queue_us", "pre_us", "inf_us", "brain")
 OLD_COLUMNS = tuple(c for c in COLUMNS if c != "artifacts")
@@ -53,8 +69,11 @@ class SignalStore:
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.migrated = self._migrate()
         self.db.execute(SCHEMA)
+        self.db.execute(FAILURES)
         self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         self.pending: list[tuple[Any, ...]] = []
+        self.pending_failures: list[tuple[Any, ...]] = []
+        self.failed = 0
         self.inserted = 0
         self.duplicates = 0
 
@@ -79,19 +98,31 @@ class SignalStore:
     def add(self, row: dict[str, Any]) -> None:
         self.pending.append(tuple(row.get(c) for c in COLUMNS))
 
+    def add_failure(self, row: dict[str, Any]) -> None:
+        """A bar no brain answered validly in its allowed attempts (a later failure replaces the reason)."""
+        self.pending_failures.append(tuple(row.get(c) for c in FAILURE_COLUMNS))
+
     def flush(self) -> int:
-        if not self.pending:
+        if not self.pending and not self.pending_failures:
             return 0
         before = self.db.total_changes
         with self.db:
             self.db.execute("BEGIN")
             self.db.executemany(f"INSERT OR IGNORE INTO signals ({', '.join(COLUMNS)}) VALUES "
                                 f"({', '.join('?' * len(COLUMNS))})", self.pending)
-        written = self.db.total_changes - before
+            written = self.db.total_changes - before
+            self.db.executemany(f"INSERT OR REPLACE INTO failures ({', '.join(FAILURE_COLUMNS)}) VALUES "
+                                f"({', '.join('?' * len(FAILURE_COLUMNS))})", self.pending_failures)
         self.duplicates += len(self.pending) - written
         self.inserted += written
+        self.failed += len(self.pending_failures)
         self.pending.clear()
+        self.pending_failures.clear()
         return written
+
+    def failures(self) -> list[dict[str, Any]]:
+        sql = f"SELECT {', '.join(FAILURE_COLUMNS)} FROM failures ORDER BY symbol, bar_time"
+        return [dict(zip(FAILURE_COLUMNS, r, strict=True)) for r in self.db.execute(sql).fetchall()]
 
     def done(self, symbols: Iterable[str] | None = None, artifacts: str | None = None) -> set[tuple[str, int]]:
         """(symbol, bar_time) pairs that already have a signal (of the artifact set ``artifacts``, or of any)."""
