@@ -21,7 +21,7 @@ def commands() -> list[tuple[list[str], click.Command]]:
 
     def walk(cmd: click.Command, path: list[str]) -> None:
         out.append((path, cmd))
-        if isinstance(cmd, click.Group):
+        if hasattr(cmd, "commands"):     # typer ships its own click copy: isinstance(click.Group) misses it
             for name, sub in cmd.commands.items():
                 walk(sub, [*path, name])
 
