@@ -258,8 +258,9 @@ class HostDeploy:
     def start(self, argv: list[str], rel: str, use_systemd: bool) -> str:
         """Start the host's process unless it already runs ``rel``; returns the script's answer."""
         name, wd = self.h.name, self.abs_wd
+        env = [f"{k}={v}" for k, v in node_env(wd).items()]
         if not use_systemd:
-            command = shlex.join(argv)
+            command = shlex.join(["env", *env, *argv])
             if self.h.run_user != self.h.user:
                 command = f"{run_as_prefix(self.h.run_user)} {command}"
             return self.sh("start", start_script(name, command, rel, wd, False))
@@ -267,7 +268,7 @@ class HostDeploy:
         self.sh("start", f"mkdir -p {shlex.quote(f'{wd}/run')}")
         with tempfile.TemporaryDirectory() as t:
             unit = Path(t) / f"heqis-{name}.service"
-            unit.write_text(systemd_unit(name, argv, wd, self.h.run_user), encoding="utf-8")
+            unit.write_text(systemd_unit(name, argv, wd, self.h.run_user, env), encoding="utf-8")
             self.ex.put(unit, tmp)
         return self.sh("start", start_script(name, "", rel, wd, True, unit_tmp=tmp))
 
@@ -294,6 +295,11 @@ def node_argv(cfg: FleetConfig, h: HostSpec, venv: str, wd: str) -> list[str]:
         argv += ["--start", cfg.fleet.replay_start.isoformat()]
     return [*argv, "--fleet", cfg.fleet.name, "--bind", h.host, "--telemetry-port", str(cfg.fleet.telemetry_port),
             "--control-port", str(cfg.fleet.control_port), "--ws-port", str(cfg.fleet.ws_port), *keys, *insecure]
+
+
+def node_env(wd: str) -> dict[str, str]:
+    """The process's environment additions: numba caches in ``data/`` (the venv is not the run user's)."""
+    return {"NUMBA_CACHE_DIR": f"{wd}/data/numba-cache"}
 
 
 def node_command(cfg: FleetConfig, h: HostSpec, venv: str, wd: str) -> str:
@@ -349,7 +355,7 @@ def systemd_exec(argv: list[str]) -> str:
     return " ".join(systemd_quote(a) for a in argv)
 
 
-def systemd_unit(name: str, argv: list[str], workdir: str, user: str) -> str:
+def systemd_unit(name: str, argv: list[str], workdir: str, user: str, env: list[str] | None = None) -> str:
     """A unit that restarts the process on failure and starts it at boot (after a hard reset too), as ``user``
     (never root), in ``workdir/data``."""
     if user == "root":
@@ -358,6 +364,7 @@ def systemd_unit(name: str, argv: list[str], workdir: str, user: str) -> str:
     return (f"[Unit]\nDescription=HEQIS {systemd_value(name)}\nAfter=network-online.target\n"
             f"Wants=network-online.target\n\n"
             f"[Service]\nUser={systemd_value(user)}\nWorkingDirectory={systemd_value(f'{workdir}/data')}\n"
+            + "".join(f"Environment={systemd_quote(e, variables=False)}\n" for e in env or []) +
             f"ExecStart={systemd_exec(argv)}\nRestart=always\nRestartSec=2\n"
             f"KillSignal=SIGTERM\nTimeoutStopSec=10\nStandardOutput=append:{log}\n"
             f"StandardError=append:{log}\n\n[Install]\nWantedBy=multi-user.target\n")
@@ -423,7 +430,7 @@ def make_bundle(cfg: FleetConfig, machine: str, python: str, workdir: Path) -> B
     for w in sorted(wheelhouse(machine, python).glob("*.whl")):
         common[f"wheels/{w.name}"] = w
     for name in arts.manifest["files"]:
-        common[f"artifacts/{name}"] = artifact_path(arts.root, name)     # checked again: inside the folder
+        common[f"artifacts/{name}"] = artifact_path(arts.root, name, contained=True)   # no symlink out of it
     common["artifacts/manifest.json"] = Path(cfg.fleet.artifacts) / "manifest.json"
     pack = workdir / "replay.npz"
     if not pack.exists() or pack.stat().st_mtime < (Path(cfg.fleet.data_dir) / "manifest.json").stat().st_mtime:

@@ -54,17 +54,30 @@ def test_a_manifest_entry_outside_the_folder_is_refused(tampered, name):
         ArtifactSet(root, json.loads((root / "manifest.json").read_text())).verify()
 
 
-def test_a_listed_symlink_out_of_the_folder_is_refused(tampered):
+def test_a_listed_symlink_out_of_the_folder_is_not_shipped(tampered, tmp_path, monkeypatch):
+    """Its sha256 matches, only the path gives it away: heqis up (contained=True) refuses it. A host's release
+    is links into its store by design, so plain readers check names and sha256 only."""
+    from heqis_remote.deploy import make_bundle
+    from heqis_remote.fleet import FleetConfig
+
     root, outside, add = tampered
-    (root / "extra.bin").symlink_to(outside)                 # its sha256 matches: only the path gives it away
+    (root / "extra.bin").symlink_to(outside)
     add("extra.bin")
+    ArtifactSet.open(root)
     with pytest.raises(HeqisError, match=r"refusing file name 'extra.bin' \(it resolves outside the folder"):
-        ArtifactSet.open(root)
+        artifact_path(root, "extra.bin", contained=True)
+    cfg = FleetConfig.model_validate({
+        "fleet": {"name": "lab", "artifacts": str(root), "data_dir": str(tmp_path / "none")},
+        "hosts": [{"name": "gw", "role": "gateway", "host": "192.0.2.10", "user": "heqis"},
+                  {"name": "b1", "role": "brain", "host": "192.0.2.11", "user": "heqis"}]})
+    monkeypatch.setattr("heqis_remote.deploy.build_wheel", lambda out: outside)     # no wheels in this test
+    monkeypatch.setattr("heqis_remote.deploy.wheelhouse", lambda machine, python: tmp_path / "no-wheels")
+    with pytest.raises(HeqisError, match="resolves outside the folder"):
+        make_bundle(cfg, "x86_64", "3.11", tmp_path / "bundle")
     (root / "extra.bin").unlink()
     (root / "linked").symlink_to(outside.parent)             # a folder on the way that leads out
-    add("linked/secret.txt")
     with pytest.raises(HeqisError, match="resolves outside the folder"):
-        ArtifactSet.open(root, verify=False)
+        artifact_path(root, "linked/secret.txt", contained=True)
 
 
 def test_a_symlink_inside_the_folder_is_fine(tampered):

@@ -212,6 +212,8 @@ def test_unit_and_node_command_carry_hostile_values_as_single_words(tmp_path):
     assert systemd_words(exec_line.removeprefix("ExecStart=")) == node_argv(cfg, cfg.brains[0], venv, wd)
     script = start_script("orin", "", "0123456789abcdef", wd, True, unit_tmp=f"{wd}/run/.heqis-orin.service.tmp")
     assert "<<" not in script and "ExecStart" not in script and "install -m 644" in script
+    assert 'Environment="NUMBA_CACHE_DIR=/a b/%%x$y"' in systemd_unit("orin", ["/x/py"], "/srv", "heqis",
+                                                                      ["NUMBA_CACHE_DIR=/a b/%x$y"])
     with pytest.raises(HeqisError, match="never run as root"):
         systemd_unit("orin", ["/x/heqis"], "/srv", "root")
 
@@ -294,7 +296,7 @@ def test_hostile_paths_come_up_quoted_over_real_sshd(hosts, artifacts, sample_st
                                    canaries))
     try:
         up = up_fleet(cfg)
-        assert up.ok, up.to_dict()
+        assert up.ok, (up.to_dict(), {h.name: node_log(h.workdir, h.name) for h in cfg.hosts})
         wd = Path(cfg.gateway.workdir)
         assert (wd / "current" / "artifacts" / "manifest.json").exists()          # the folder, literally
         deadline = time.monotonic() + 60
@@ -313,6 +315,11 @@ def test_hostile_paths_come_up_quoted_over_real_sshd(hosts, artifacts, sample_st
         stopped = down_fleet(cfg)
     assert all(r["stopped"] for r in stopped), stopped
     assert list(canaries.iterdir()) == [], "a value from fleet.toml was run by a shell"
+
+
+def node_log(workdir: str, name: str) -> str:
+    log = Path(workdir) / "logs" / f"{name}.log"
+    return log.read_text(errors="replace")[-1500:] if log.exists() else "(no log)"
 
 
 def gateway_signals_at(db: Path) -> int:
@@ -352,7 +359,8 @@ def test_down_reports_only_this_fleets_leftovers(hosts, artifacts, sample_store,
         assert all(r["stopped"] for r in stopped), stopped
         assert all(p.poll() is None for p in others), "down must not touch other fleets' processes"
         mine = fake_process(f"{b1_wd}/venvs/0123456789abcdef/bin/python -m heqis brain --port 1 --name brain-1")
-        while not _title_set(mine):
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not _title_set(mine):
             time.sleep(0.05)
         by_name = {r["name"]: r["stopped"] for r in down_fleet(cfg, timeout_s=2)}
         assert by_name == {"gw": True, "brain-1": False, "brain-2": True}, by_name

@@ -47,13 +47,14 @@ def check_artifact_name(name: object, root: Path) -> str:
     return name
 
 
-def artifact_path(root: Path, name: object) -> Path:
-    """``root / name`` after ``check_artifact_name``, refusing a symlink (of the file or a folder on the way)
-    that resolves outside ``root``: what the brain loads and ``heqis up`` ships stays inside the set."""
+def artifact_path(root: Path, name: object, contained: bool = False) -> Path:
+    """``root / name`` after ``check_artifact_name``. With ``contained`` (what ``heqis up`` ships) a symlink (of
+    the file or a folder on the way) that resolves outside ``root`` is refused too; a release on a host is
+    links into its content store by design, so readers there check names and sha256 only."""
     checked = check_artifact_name(name, root)
     path = Path(root) / checked
     inside = Path(root).resolve()
-    if not path.resolve().is_relative_to(inside):
+    if contained and not path.resolve().is_relative_to(inside):
         raise HeqisError(f"{root}/{MANIFEST}: refusing file name {checked!r} (it resolves outside the folder, "
                          f"to {path.resolve()})", hint="the artifact folder holds a symlink out of it; re-export")
     return path
