@@ -119,3 +119,37 @@ def test_an_oversized_frame_is_refused_unread_and_the_brain_answers_on(tmp_path,
             s.close(0)
     finally:
         brain.kill()
+
+
+def test_with_keys_only_an_operator_key_changes_state_and_a_viewer_reads(tmp_path, artifacts):
+    from heqis.runtime.security import KeyConfig, add_console, client_socket_security, generate_keys
+
+    keys = tmp_path / "keys"
+    generate_keys(keys)
+    add_console(keys, "watcher", role="viewer")
+    base = free_ports(4)
+    gw = GatewayThread(gateway_config(base, [BrainTarget("brain-1", "127.0.0.1", base + 2)], tmp_path / "s.db",
+                                      keys=KeyConfig(keys, "gateway")), Aligner([]))
+
+    def ask(cfg: KeyConfig, request: dict) -> dict:
+        sock = zmq.Context.instance().socket(zmq.REQ)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.RCVTIMEO, 30_000)
+        client_socket_security(sock, cfg, "gateway")
+        sock.connect(f"tcp://127.0.0.1:{base + 1}")
+        try:
+            sock.send_json(request)
+            return sock.recv_json()
+        finally:
+            sock.close(0)
+
+    try:
+        viewer, operator = KeyConfig(keys, "console", name="watcher"), KeyConfig(keys, "console")
+        assert ask(viewer, {"cmd": "status"})["ok"] is True
+        refused = ask(viewer, {"cmd": "pause"})
+        assert refused["ok"] is False and "operator role" in refused["error"] and "viewer" in refused["error"]
+        assert gw.gateway.paused is False
+        assert ask(operator, {"cmd": "pause"}) == {"ok": True, "paused": True}
+        assert gw.gateway.paused is True
+    finally:
+        gw.stop()
