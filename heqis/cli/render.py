@@ -231,6 +231,15 @@ def render_status(console: Console, doc: dict) -> None:
     for n in doc["nodes"]:
         if n.get("silent"):
             console.print(f"[bold yellow]{n['name']} is silent[/]: {n['silent']}", soft_wrap=True)
+        if n.get("refused"):
+            console.print(f"[bold red]{n['name']} is refused[/]: {n['refused']}", soft_wrap=True)
+        c = n.get("counters", {})
+        trouble = {k: c[k] for k in ("failed", "rejected_replies", "resent", "deadline_expired") if c.get(k)}
+        if n["role"] == "gateway" and trouble:
+            reasons = c.get("rejected_replies_by_reason") or {}
+            why = f" ({', '.join(f'{k} {v}' for k, v in reasons.items())})" if reasons else ""
+            console.print(f"[yellow]{n['name']}[/]: " + ", ".join(f"{k.replace('_', ' ')} {v}"
+                                                                 for k, v in trouble.items()) + why, soft_wrap=True)
 
 
 def fleet_line(t: dict) -> str:
