@@ -224,18 +224,24 @@ class HostDeploy:
         return venv
 
     def secrets(self, keys: Path | None) -> None:
+        """The key files this host's role needs (``node_secret_files``) and nothing more; the role's
+        allow-list is mirrored (a key revoked here is deleted there)."""
         token = Path("~/.config/heqis/tushare_token").expanduser()
-        files = sorted(keys.glob("*")) if keys else []
         other = self.h.run_user != self.h.user     # the process runs as run_as: it reads its secrets, writes data/
-        self.sh("secrets", f"mkdir -p {q(self.wd)}/secrets/keys/clients {q(self.wd)}/data && "
+        domain = "brain" if self.h.role == "brain" else "gateway"
+        allow = f"{q(self.wd)}/secrets/keys/allow/{domain}"
+        self.sh("secrets", f"mkdir -p {allow} {q(self.wd)}/data && rm -rf {q(self.wd)}/secrets/keys/clients && "
                            f"chmod {'711' if other else '700'} {q(self.wd)}/secrets"
                            + (f" && chown {shlex.quote(self.h.run_user)}: {q(self.wd)}/data" if other else ""))
-        for f in files:
-            if f.is_dir():
-                for pub in sorted(f.glob("*.key")):
-                    self._secret(pub, f"secrets/keys/clients/{pub.name}")
-            elif f.name.endswith(".key") or f.name == f"{'brain' if self.h.role == 'brain' else 'gateway'}.key_secret":
-                self._secret(f, f"secrets/keys/{f.name}")   # a node receives only its own secret key
+        if keys is not None:
+            files = node_secret_files(keys, self.h.role)
+            for rel, local in files.items():
+                self._secret(local, f"secrets/keys/{rel}")
+            wanted = {Path(rel).name for rel in files if rel.startswith(f"allow/{domain}/")}
+            stale = [n for n in self.sh("secrets", f"ls {allow}").split() if n not in wanted]
+            if stale:
+                self.sh("secrets", "rm -f " + " ".join(shlex.quote(f"{self.abs_wd}/secrets/keys/allow/{domain}/{n}")
+                                                       for n in stale))
         if token.exists() and self.h.role == "gateway":
             self._secret(token, "secrets/tushare_token")
 
@@ -300,6 +306,24 @@ def node_argv(cfg: FleetConfig, h: HostSpec, venv: str, wd: str) -> list[str]:
 def node_env(wd: str) -> dict[str, str]:
     """The process's environment additions: numba caches in ``data/`` (the venv is not the run user's)."""
     return {"NUMBA_CACHE_DIR": f"{wd}/data/numba-cache"}
+
+
+def node_secret_files(keys: Path, role: str) -> dict[str, Path]:
+    """Key-folder files a node of ``role`` needs (relative name there → local file): its own secret key,
+    the public keys, and its role's allow-list; the gateway also the console roles and the WebSocket
+    token. No console secret ever leaves this machine."""
+    from heqis.runtime.security import needs_completion
+
+    if needs_completion(keys) or not (keys / "gateway.key_secret").exists():
+        raise HeqisError(f"{keys}: the key folder is incomplete or of the old layout (one clients/ allow-list)",
+                         hint=f"run: heqis keys --dir {keys} (converts it in place, keeping the fleet's keys)")
+    domain = "brain" if role == "brain" else "gateway"
+    names = [f"{role if role == 'brain' else 'gateway'}.key_secret", "gateway.key", "brain.key"]
+    if role != "brain":
+        names += ["roles.json", "ws.token"]
+    out = {n: keys / n for n in names if (keys / n).exists()}
+    out |= {f"allow/{domain}/{p.name}": p for p in sorted((keys / "allow" / domain).glob("*.key"))}
+    return out
 
 
 def node_command(cfg: FleetConfig, h: HostSpec, venv: str, wd: str) -> str:
@@ -443,6 +467,8 @@ def up_fleet(cfg: FleetConfig, report: Report | None = None, trust_new_hosts: bo
     """Bring the fleet up (idempotent). Hosts that fail are reported; the others still come up."""
     report = report or (lambda host, step: None)
     t0 = time.monotonic()
+    if cfg.fleet.keys is not None:
+        node_secret_files(cfg.fleet.keys, "gateway")     # an incomplete key folder stops up before any host
     workdir.mkdir(parents=True, exist_ok=True)
     bundles: dict[tuple[str, str], Bundle] = {}
     results: dict[str, HostResult] = {}

@@ -67,7 +67,7 @@ identity_file = "{root / 'id_ed25519'}"
 
 
 def write_fleet(path: Path, root: Path, known: Path, hosts: list[SSHHost], artifacts: Path, data: Path,
-                extra_host: str = "") -> Path:
+                extra_host: str = "", keys: Path | None = None) -> Path:
     base = free_ports(8)
     gw, *brains = hosts
     blocks = [host_toml("gw", "gateway", gw.port, gw.workdir, root)]
@@ -86,7 +86,7 @@ def write_fleet(path: Path, root: Path, known: Path, hosts: list[SSHHost], artif
     ws_port = 0
     connect_timeout_s = 5
     ready_timeout_s = 120
-    """) + "".join(blocks) + extra_host)
+    """) + (f'keys = "{keys}"\n' if keys else "") + "".join(blocks) + extra_host)
     return path
 
 
@@ -107,12 +107,16 @@ def fleet_pids(hosts: list[SSHHost]) -> list[int]:
 @pytest.mark.slow
 def test_up_idempotent_rollback_status_logs_down(hosts, artifacts, sample_store, tiny_run, tmp_path, isolated):
     from heqis.export.onnx_export import export_run
+    from heqis.runtime.security import generate_keys
     from heqis_remote.deploy import down_fleet, logs_fleet, rollback_fleet, status_fleet, up_fleet
     from heqis_remote.fleet import load_fleet
 
     root, started, known = hosts
     gw = started[0]
-    cfg = load_fleet(write_fleet(tmp_path / "fleet.toml", root, known, started, artifacts, sample_store.root))
+    keys = tmp_path / "keys"                 # CURVE on every link, each host given only what its role needs
+    generate_keys(keys)
+    cfg = load_fleet(write_fleet(tmp_path / "fleet.toml", root, known, started, artifacts, sample_store.root,
+                                 keys=keys))
     try:
         first = up_fleet(cfg)
         assert first.ok, first.to_dict()
@@ -122,6 +126,12 @@ def test_up_idempotent_rollback_status_logs_down(hosts, artifacts, sample_store,
         while time.monotonic() < deadline and gateway_signals(gw) < 100:
             time.sleep(0.5)
         assert gateway_signals(gw) >= 100, "signals did not flow end to end"
+        shipped = {h.name: sorted(str(p.relative_to(h.workdir / "secrets" / "keys"))
+                                  for p in (h.workdir / "secrets" / "keys").rglob("*") if p.is_file())
+                   for h in started}
+        assert shipped["gw"] == ["allow/gateway/console.key", "brain.key", "gateway.key", "gateway.key_secret",
+                                 "roles.json", "ws.token"]
+        assert shipped["b1"] == ["allow/brain/gateway.key", "brain.key", "brain.key_secret", "gateway.key"]
         # the hosts' venvs hold no research packages: heqis[edge] only, installed offline
         for h in started:
             venv = next((h.workdir / "venvs").iterdir())
