@@ -153,3 +153,35 @@ def test_with_keys_only_an_operator_key_changes_state_and_a_viewer_reads(tmp_pat
         assert gw.gateway.paused is True
     finally:
         gw.stop()
+
+
+def test_a_stopped_brain_is_declared_dead_its_work_resent_and_it_rejoins_on_sigcont(tmp_path, sample_store,
+                                                                                  artifacts):
+    aset = ArtifactSet.open(artifacts)
+    base = free_ports(6)
+    logs = [tmp_path / "b1.log", tmp_path / "b2.log"]
+    brains = [start_brain(artifacts, base + 2, "brain-1", log=logs[0]),
+              start_brain(artifacts, base + 4, "brain-2", log=logs[1])]
+    start = date(2023, 6, 1)
+    try:
+        assert wait_until(lambda: all(ready(x) for x in logs), 120)
+        # 50 bars/s: ~14 s of replay, so the stopped brain has time to rejoin before the end
+        src = ReplaySource(store_arrays(sample_store.root, SYMBOLS), 560, start, rate=50.0, min_bars=130)
+        targets = [BrainTarget("brain-1", "127.0.0.1", base + 2), BrainTarget("brain-2", "127.0.0.1", base + 4)]
+        gw = GatewayThread(gateway_config(base, targets, tmp_path / "s.db", exit_when_done=True,
+                                          routing=aset.routing(), artifacts_id=aset.set_id), Aligner([src]))
+        assert gw.wait(lambda g: g.counters["signals"] > 50, 60)
+        os.kill(brains[0].pid, signal.SIGSTOP)
+        assert gw.wait(lambda g: g.counters["brains_declared_dead"] >= 1, 60)
+        os.kill(brains[0].pid, signal.SIGCONT)
+        gw.thread.join(180)
+        assert not gw.thread.is_alive(), f"the replay did not finish: {dict(gw.gateway.counters)}"
+        assert gw.gateway.brains[0].alive, "the brain did not rejoin after SIGCONT"
+    finally:
+        for b in brains:
+            os.kill(b.pid, signal.SIGCONT)
+            b.kill()
+    store = SignalStore(tmp_path / "s.db")
+    want = expected_bars(sample_store, start)
+    assert store.done() == want and store.count() == len(want)
+    assert gw.gateway.counters["failed"] == 0 and gw.gateway.counters["requeued"] >= 1
