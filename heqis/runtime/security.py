@@ -29,7 +29,6 @@ import os
 import re
 import secrets
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +36,7 @@ from typing import Any
 import zmq
 
 from heqis.errors import HeqisError, InvalidValue
+from heqis.fileio import atomic_write
 
 ROLES = ("gateway", "brain", "console")          # the fleet's key pairs (files DIR/ROLE.key[_secret])
 DOMAINS = ("brain", "gateway")                   # server sockets: who accepts which allow-list
@@ -160,16 +160,8 @@ def read_roles(directory: Path) -> dict[str, dict[str, str]]:
 
 
 def _write_private(path: Path, text: str, mode: int = 0o600) -> None:
-    """Atomically (a new inode each time: readers notice the change)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Atomically (a new inode each time: readers notice the change), with ``mode`` from the start."""
+    atomic_write(path, text.encode(), mode=mode)
 
 
 def _write_roles(directory: Path, roles: dict[str, dict[str, str]]) -> Path:
