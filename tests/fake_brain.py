@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import zmq
 
+from heqis.formats.artifacts import route_for
 from heqis.runtime.protocol import Message, decode, encode
 
 
@@ -39,7 +40,7 @@ class FakeBrain:
         self.thread.start()
 
     def model(self, symbol: str) -> str:
-        return (self.routing["symbols"].get(symbol) or self.routing["default"])["generator"]
+        return route_for(self.routing, symbol)["generator"]
 
     def signal(self, msg: Message, data: Any = None, symbol: str | None = None, **extra: Any) -> list[bytes]:
         payload = np.array([0.001, 0.2, 0.3, 0.5, 1.0], np.float32) if data is None else data

@@ -15,7 +15,7 @@ import zmq
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from heqis.formats.artifacts import ArtifactSet
+from heqis.formats.artifacts import ArtifactSet, route_for
 from heqis.runtime.control import split_request
 from heqis.runtime.gateway import BrainTarget, Gateway, Request
 from heqis.runtime.protocol import decode, encode
@@ -130,8 +130,7 @@ def test_bad_and_spoofed_replies_are_refused_resent_and_nothing_is_lost(tmp_path
     assert store.done() == want and store.count() == len(want), "every bar stored once"
     assert all(r[0] != "HACKED.SH" for r in store.rows()), "a spoofed symbol was stored"
     routing = ArtifactSet.open(artifacts).routing()
-    assert {r[2] for r in store.rows()} <= {(routing["symbols"].get(s) or routing["default"])["generator"]
-                                            for s in SYMBOLS}
+    assert {r[2] for r in store.rows()} <= {route_for(routing, s)["generator"] for s in SYMBOLS}
     assert set(gw.rejected) == {"bad_payload", "wrong_model", "bad_timing", "wrong_symbol", "brain_error"}
     assert gw.counters["rejected_replies"] == len(want) and gw.counters["resent"] == len(want)
     assert gw.counters["failed"] == 0

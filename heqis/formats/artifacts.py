@@ -152,6 +152,11 @@ class ArtifactSet:
         return routing
 
 
+def route_for(routing: dict[str, Any], symbol: str) -> dict[str, Any]:
+    """The route (generator, mode, threshold) routing.json gives ``symbol``: its own, else the default."""
+    return (routing.get("symbols") or {}).get(symbol) or routing["default"]
+
+
 def write_artifact_manifest(root: Path, manifest: dict[str, Any]) -> dict[str, Any]:
     """Write ``manifest`` (with kind, version and set_id added) into ``root``; returns what was written."""
     body = {k: v for k, v in manifest.items() if k not in ("kind", "version", "set_id")}

@@ -36,7 +36,7 @@ from heqis.actions import to_signals
 from heqis.backends import get_predictor
 from heqis.features.fingerprint import feature_fingerprint, require_features
 from heqis.features.transform import Scaler
-from heqis.formats.artifacts import ArtifactSet
+from heqis.formats.artifacts import ArtifactSet, route_for
 from heqis.runtime.bars import REQUEST_COLUMNS, brain_input, history_length
 from heqis.runtime.protocol import MAX_HEADER, Decoder, Message, encode
 from heqis.runtime.security import KeyConfig, server_socket_security
@@ -104,7 +104,7 @@ class Brain:
             brain_input(np.ones((history_length(scaler.window), len(REQUEST_COLUMNS)), np.float32), scaler)
 
     def route(self, symbol: str) -> dict[str, Any]:
-        return self.routing["symbols"].get(symbol) or self.routing["default"]
+        return route_for(self.routing, symbol)
 
     def status(self) -> dict[str, Any]:
         return {"name": self.cfg.name, "pid": os.getpid(), "version": __version__, "backend": self.cfg.backend,

@@ -55,6 +55,7 @@ import psutil
 import zmq
 
 from heqis import __version__
+from heqis.formats.artifacts import route_for
 from heqis.runtime.bars import raw_ohlc, request_window
 from heqis.runtime.control import OPERATOR_COMMANDS, ControlRequest, split_request
 from heqis.runtime.link_monitor import LinkMonitor, likely_cause
@@ -351,14 +352,13 @@ class Gateway:
                 self.counters["deadline_expired"] += len(late)
                 self._requeue(b, late, now, "deadline")
 
+    def _route(self, symbol: str) -> dict[str, Any]:
+        """The route routing.json gives ``symbol`` ({}: the gateway was given no routing)."""
+        return route_for(self.cfg.routing, symbol) if self.cfg.routing else {}
+
     def _model(self, symbol: str) -> str | None:
         """The generator routing.json assigns ``symbol`` (None: the gateway was given no routing)."""
-        routing = self.cfg.routing
-        if not routing:
-            return None
-        route = (routing.get("symbols") or {}).get(symbol) or routing.get("default") or {}
-        model = route.get("generator") if isinstance(route, dict) else None
-        return model if isinstance(model, str) else None
+        return self._route(symbol).get("generator")
 
     def _receive(self, brain: BrainLink) -> None:
         for _ in range(1024):
@@ -421,9 +421,7 @@ class Gateway:
                "p_up": checked.p_up, "latency_us": latency_us, **checked.timing, "brain": brain.name}
         self.store.add(row)
         self.counters["signals"] += 1
-        route = (self.cfg.routing or {}).get("symbols", {}).get(req.bar.symbol) or \
-            (self.cfg.routing or {}).get("default") or {}
-        self._publish("signal", {**row, "mode": route.get("mode") if isinstance(route, dict) else None,
+        self._publish("signal", {**row, "mode": self._route(req.bar.symbol).get("mode"),
                                  "ohlc": raw_ohlc(req.bar.history[-1])})
 
     def _complete(self, req: Request) -> None:
