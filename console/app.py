@@ -11,7 +11,9 @@ the gateway, ``r`` reset a brain (confirmed), all through the control socket fro
 Layout rule (80×24, 100×30, 160×48 and anything between): a narrow terminal gets fewer columns,
 never cut ones — tables drop whole columns by priority (heqis_console.layout), alerts wrap under
 their time stamp, charts have a caption and draw nothing but "no data" while there is none.
-Tables never scroll, so no scrollbar is ever drawn over their cells.
+Tables never scroll, so no scrollbar is ever drawn over their cells. The gateway's watchdog sits
+under the signals (heqis_console.watchdog): one summary line on short terminals, counts by reason
+and the last flags on taller ones, "watchdog: not reported" for a gateway without one.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from textual_plotext import PlotextPlot
 from heqis_console.feed import ControlClient, TelemetryFeed
 from heqis_console.layout import Column, fit_columns, fit_entries, fit_parts, pack_parts
 from heqis_console.state import GOOD_ALERTS, MAX_CANDLES, MAX_SIGNALS, PROBLEM_ALERTS, Candle, ConsoleState, day
+from heqis_console.watchdog import SUSPECT, panel_lines
 
 HELP = """[b]HEQIS console[/b] — keys
 
@@ -43,6 +46,10 @@ HELP = """[b]HEQIS console[/b] — keys
   p   pause / resume the gateway's dispatch
   r   reset a brain (asks which one, then confirms)
   q   quit
+
+Under the signals: the gateway's watchdog (flagged and
+held bars, by reason, the last flags). ⚠ after an action:
+the watchdog flagged that bar (warn: sent on, marked).
 
 Telemetry comes from the gateway's PUB socket; commands go to its control socket.
 Research only: nothing here places orders."""
@@ -63,6 +70,9 @@ Screen.-short #bottom { height: 5; }
 Screen.-tall #bottom { height: 6; }
 Screen.-taller #bottom { height: 9; }
 """
+# how many lines the watchdog panel (under the signals) may take at each vertical breakpoint: a
+# one-line summary on short terminals, the counts by reason and the last flags on taller ones
+WATCHDOG_LINES = (("-taller", 12), ("-tall", 6))
 
 
 class SizeChanged(Message):
@@ -210,7 +220,9 @@ class LiveConsole(App[None]):
     #kline-caption, #latency-caption { height: 1; padding: 0 1; text-style: bold; }
     #kline { height: 1fr; }
     #kline-none, #latency-none { color: $text-muted; padding: 0 1; }
-    #signals { height: 100%; }
+    #signals-box { height: 100%; }
+    #signals { height: 1fr; }
+    #watchdog { height: auto; padding: 0 1; }
     #alerts { padding: 0 1; }
     #latency { height: 1fr; margin: 0 1; }
     .right { width: 34; }
@@ -237,7 +249,9 @@ class LiveConsole(App[None]):
         self.fleet = FitTable(id="fleet", cursor_type="none", zebra_stripes=True)
         self.stats = Static(id="stats", classes="right")
         self.kline = Chart(id="kline")
-        self.signal_table = FitTable(id="signals", cursor_type="none", classes="right")
+        self.signal_table = FitTable(id="signals", cursor_type="none")
+        self.signals_box = Vertical(id="signals-box", classes="right")
+        self.watchdog = Panel(Text("watchdog: not reported", style="dim"), id="watchdog")
         self.alerts = Panel(id="alerts")
         self.latency = Sparkline([], id="latency")
         self.kline_box = Vertical(id="kline-box")
@@ -248,7 +262,8 @@ class LiveConsole(App[None]):
         self.latency_none = Static("no data", id="latency-none")
         # what redraw refits when it moves; redraw reaches widgets only through these references, so
         # a timer that fires while the app shuts down (its screen emptied) finds nothing to query
-        self.sized: tuple[Any, ...] = (self.fleet, self.kline, self.signal_table, self.alerts, self.latency)
+        self.sized: tuple[Any, ...] = (self.fleet, self.kline, self.signal_table, self.alerts, self.latency,
+                                       self.watchdog)
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -261,7 +276,9 @@ class LiveConsole(App[None]):
                     yield self.kline_caption
                     yield self.kline
                     yield self.kline_none
-                yield self.signal_table
+                with self.signals_box:
+                    yield self.signal_table
+                    yield self.watchdog
             with Horizontal(id="bottom"):
                 yield self.alerts
                 with self.latency_box:
@@ -378,6 +395,7 @@ class LiveConsole(App[None]):
         self.drawn = key
         self._fleet()
         self._stats(stale)
+        self._watchdog()
         self._signals()
         self._kline()
         self._latency()
@@ -436,14 +454,25 @@ class LiveConsole(App[None]):
             act = s.get("action", 0)
             style = "green" if act > 0 else "red" if act < 0 else "dim"
             lat = s.get("latency_us")
-            rows.append({"day": day(s["bar_time"])[5:], "symbol": str(s.get("symbol", "")),
-                         "act": Text({1: "BUY", -1: "SELL"}.get(act, "keep"), style=style),
+            word = Text({1: "BUY", -1: "SELL"}.get(act, "keep"), style=style)
+            if s.get("suspect"):                # the watchdog flagged its bar (policy warn): sent on, marked
+                word.append(SUSPECT, style="bold yellow")
+            rows.append({"day": day(s["bar_time"])[5:], "symbol": str(s.get("symbol", "")), "act": word,
                          "ret": Text(f"{(s.get('reg') or 0) * 100:+.2f}%", style=style),
                          "p_down": f"{s.get('p_down') or 0:.2f}", "p_up": f"{s.get('p_up') or 0:.2f}",
                          "model": str(s.get("model", "")),
                          "lat": f"{lat / 1000:.2f}ms" if isinstance(lat, (int, float)) else "",
                          "brain": str(s.get("brain") or ""), "artifacts": str(s.get("artifacts") or "")})
         fill_table(self.signal_table, SIGNAL_COLUMNS, rows)
+
+    def _watchdog(self) -> None:
+        """The gateway's watchdog under the signals: a summary line, or more on taller terminals."""
+        width = self.watchdog.size.width or max(self.signals_box.size.width - 2, 1)
+        lines = next((n for cls, n in WATCHDOG_LINES if self.screen.has_class(cls)), 1)
+        text = Text(no_wrap=True, overflow="ellipsis")
+        for i, (line, style) in enumerate(panel_lines(self.state.watchdog, width, lines)):
+            text.append(("\n" if i else "") + line, style=style)
+        self.watchdog.update(text)
 
     def _kline(self) -> None:
         sym = self.state.symbol

@@ -210,6 +210,13 @@ class ConsoleState:
         return f"{word} finished at {day(int(last))}" if isinstance(last, (int, float)) else f"{word} finished"
 
     @property
+    def watchdog(self) -> dict[str, Any] | None:
+        """The telemetry's ``watchdog`` block (policy, model, counts, ``last`` flags), or None when the
+        gateway does not report one (an older gateway)."""
+        wd = self.telemetry.get("watchdog")
+        return wd if isinstance(wd, dict) else None
+
+    @property
     def nodes(self) -> list[dict[str, Any]]:
         return list(self.telemetry.get("nodes", []))
 

@@ -33,10 +33,29 @@ def bar_ns(i: int) -> int:
     return day_ns(FIRST_DAY) + i * 86_400 * 10**9
 
 
-def recorded(n_signals: int = 12, done: bool = True) -> list[tuple[str, dict]]:
-    """A short telemetry recording: signals for two symbols, then ten snapshots half a second apart
-    (a latency trend for the sparkline), a silent and a dead brain, their alerts, and a replay that
-    has ended (``done``)."""
+# what the gateway's watchdog reports (policy warn: flagged bars are sent on, their signals marked suspect;
+# the bar the sources' cleaning refused is held), and the signals it marked
+SUSPECT = {(SYMBOLS[0], 3): "limit", (SYMBOLS[1], 7): "limit", (SYMBOLS[0], 10): "model",
+           (SYMBOLS[1], 11): "model,limit"}
+
+
+def watchdog_block() -> dict:
+    last = [{"symbol": SYMBOLS[0], "bar_time": bar_ns(3), "reasons": ["limit"], "score": 0.31234, "action": "warn"},
+            {"symbol": SYMBOLS[1], "bar_time": bar_ns(7), "reasons": ["limit"], "score": 0.405, "action": "warn"},
+            {"symbol": SYMBOLS[0], "bar_time": bar_ns(9), "reasons": ["ohlc"], "score": None, "action": "hold"},
+            {"symbol": SYMBOLS[0], "bar_time": bar_ns(10), "reasons": ["model"], "score": 0.91234, "action": "warn"},
+            {"symbol": SYMBOLS[1], "bar_time": bar_ns(11), "reasons": ["model", "limit"], "score": 0.77812,
+             "action": "warn"}]
+    return {"policy": "warn", "model": "onnxruntime", "threshold": 0.75, "checked": 1234, "flagged": 5, "held": 1,
+            "by_reason": {"stale": 0, "ohlc": 1, "limit": 3, "zero_volume": 0, "out_of_order": 0, "duplicate": 0,
+                          "model": 2}, "last": last}
+
+
+def recorded(n_signals: int = 12, done: bool = True, watchdog: bool = True) -> list[tuple[str, dict]]:
+    """A short telemetry recording: signals for two symbols (a few marked suspect by the watchdog), then
+    ten snapshots half a second apart (a latency trend for the sparkline), a silent and a dead brain,
+    their alerts, a replay that has ended (``done``) and the gateway's watchdog (unless ``watchdog``
+    is False: an older gateway that does not report one)."""
     nodes = [
         {"name": "gateway", "role": "gateway", "host": "127.0.0.1", "pid": 100, "alive": True,
          "heartbeat_age_s": 0.0, "version": "0.1.0", "artifacts_sha256": None,
@@ -59,12 +78,14 @@ def recorded(n_signals: int = 12, done: bool = True) -> list[tuple[str, dict]]:
             docs.append(("signal", {"symbol": sym, "bar_time": bar_ns(i), "model": "G1", "artifacts": "set-ab12",
                                     "action": (1, 0, -1)[i % 3], "reg": 0.002 * np.cos(i), "p_down": 0.3,
                                     "p_flat": 0.3, "p_up": 0.4, "latency_us": 600.0, "brain": "brain-1",
-                                    "ohlc": [o, max(o, c) * 1.005, min(o, c) * 0.995, c]}))
+                                    "ohlc": [o, max(o, c) * 1.005, min(o, c) * 0.995, c],
+                                    "suspect": SUSPECT.get((sym, i))}))
     alerts = [{"time": T0 - 5, "kind": "brain_silent",
                "text": f"brain-3 has not answered 3 heartbeats: {SILENT_CAUSE}"},
               {"time": T0, "kind": "brain_dead", "text": "brain-2 silent for 3.6 s (> 3 heartbeats)"}]
     for k in range(10):
-        docs.append(("telemetry", {
+        extra = {"watchdog": watchdog_block()} if watchdog else {}
+        docs.append(("telemetry", {**extra,
             "time": T0 + 0.5 * k, "fleet": "local", "nodes": nodes, "queue_depth": 3, "drops": 1,
             "cpu_percent": 12.0, "memory_mb": 150.0,
             "latency": {"count": 240, "p50_us": 640.0 + 40 * np.sin(k), "p99_us": 1830.0, "max_us": 4100.0,
@@ -81,7 +102,8 @@ def stored_rows(days: int = 8) -> list[dict]:
     """What the gateway's SQLite store answers to ``signals``: rows newest first, no ohlc."""
     rows = [{"symbol": sym, "bar_time": bar_ns(i), "model": "G1", "artifacts": "set-ab12", "seq": i,
              "action": (1, -1, 0)[i % 3], "reg": 0.001 * (i - 4), "p_down": 0.25, "p_flat": 0.35, "p_up": 0.4,
-             "latency_us": 700.0, "queue_us": 20.0, "pre_us": 300.0, "inf_us": 250.0, "brain": "brain-1"}
+             "latency_us": 700.0, "queue_us": 20.0, "pre_us": 300.0, "inf_us": 250.0, "brain": "brain-1",
+             "suspect": "model" if (sym, i) == (SYMBOLS[0], days - 1) else None}
             for i in range(days) for sym in SYMBOLS]
     return sorted(rows, key=lambda r: r["bar_time"], reverse=True)
 
@@ -276,6 +298,8 @@ async def test_console_fills_from_the_gateway_before_any_live_telemetry():
             table = app.query_one("#signals")
             assert await wait_for(pilot, lambda: table.row_count == min(len(stored), table.size.height - 1))
             assert "no data" not in "\n".join(lines_of(table))
+            suspect = [line for line in lines_of(table) if SYMBOLS[0] in line and "⚠" in line]
+            assert len(suspect) == 1, "the stored signal the watchdog flagged carries its marker"
             marks = {c.bar_time: c.action for c in app.state.candles[newest] if c.action}
             assert marks == {r["bar_time"]: r["action"] for r in stored if r["symbol"] == newest and r["action"]}
             assert await wait_for(pilot, lambda: app.kline.display and not app.query_one("#kline-none").display)
@@ -393,9 +417,9 @@ def utc(monkeypatch):
     time.tzset()
 
 
-def recorded_state() -> ConsoleState:
+def recorded_state(watchdog: bool = True) -> ConsoleState:
     st = ConsoleState(source="tcp://127.0.0.1:5560")
-    for topic, doc in recorded():
+    for topic, doc in recorded(watchdog=watchdog):
         st.ingest(topic, doc)
     return st
 
@@ -403,8 +427,8 @@ def recorded_state() -> ConsoleState:
 class FrozenLive(LiveConsole):
     """The live console on a recorded state, with no socket and no clock in what it draws."""
 
-    def __init__(self) -> None:
-        super().__init__(None, None, state=recorded_state())
+    def __init__(self, watchdog: bool = True) -> None:
+        super().__init__(None, None, state=recorded_state(watchdog))
 
     def redraw(self) -> None:
         self.state.last_update = time.monotonic()   # a recording never goes stale on screen
@@ -422,7 +446,7 @@ async def settle(pilot) -> None:
 
 def expected_signal_cells(s: dict) -> dict[str, str]:
     """The full text of every cell of a signal row, as the table must show it."""
-    word = {1: "BUY", -1: "SELL"}.get(s["action"], "keep")
+    word = {1: "BUY", -1: "SELL"}.get(s["action"], "keep") + ("⚠" if s.get("suspect") else "")
     return {"day": pd.Timestamp(s["bar_time"]).strftime("%m-%d"), "symbol": s["symbol"], "act": word,
             "ret": f"{s['reg'] * 100:+.2f}%", "p_down": f"{s['p_down']:.2f}", "p_up": f"{s['p_up']:.2f}",
             "model": s["model"], "lat": f"{s['latency_us'] / 1000:.2f}ms", "brain": s["brain"],
@@ -465,7 +489,7 @@ async def test_tables_and_alerts_fit_without_cutting(utc, size):
         silent = f"00:26:35 brain-3 has not answered 3 heartbeats: {SILENT_CAUSE}"
         assert silent in body or "older not shown" in alert_lines[0] or body.endswith("…")
         # nothing overlaps: the panels' regions are disjoint
-        panels = [app.fleet, app.stats, app.query_one("#kline-box"), table, app.alerts,
+        panels = [app.fleet, app.stats, app.query_one("#kline-box"), table, app.watchdog, app.alerts,
                   app.query_one("#latency-box")]
         for i, a in enumerate(panels):
             for b in panels[i + 1:]:
@@ -476,6 +500,71 @@ async def test_tables_and_alerts_fit_without_cutting(utc, size):
         # the table as the screen shows it (not only as the widget renders it) is whole too
         assert on_screen(app, table)[1].split() == rows[0].split()
         assert app.latency.display, "ten samples make a sparkline"
+
+
+WATCHDOG_PANEL = {
+    (80, 24): ["wd warn: 5 flagged 0.41%, 1 held"],
+    (100, 30): ["watchdog warn · onnxruntime",
+                "1,234 checked, 5 flagged 0.41%, 1 held",
+                "by reason: limit 3 · model 2 · ohlc 1",
+                "day   symbol    act  score why",
+                "07-12 000001.SZ warn 0.778 model,limit",
+                "07-11 600519.SH warn 0.912 model"],
+    (160, 48): ["watchdog warn · onnxruntime · ⚠ = suspect · threshold 0.75",
+                "1,234 checked · 5 flagged (0.41%) · 1 held",
+                "by reason: limit 3 · model 2 · ohlc 1",
+                "day        symbol    act  score why",
+                "2024-07-12 000001.SZ warn 0.778 model,limit",
+                "2024-07-11 600519.SH warn 0.912 model",
+                "2024-07-10 600519.SH hold     — ohlc",
+                "2024-07-08 000001.SZ warn 0.405 limit",
+                "2024-07-04 600519.SH warn 0.312 limit"],
+}
+
+
+@pytest.mark.parametrize("size", SIZES, ids=SIZE_IDS)
+async def test_watchdog_panel_at_each_size(utc, size):
+    """Under the signals: a one-line summary at 80×24; policy, backend, counts with the flag rate, counts by
+    reason and the last flags (newest first, score to 3 significant digits) on taller terminals."""
+    app = FrozenLive()
+    async with app.run_test(size=size) as pilot:
+        await settle(pilot)
+        shown = [line.strip() for line in on_screen(app, app.watchdog)]
+        assert shown == WATCHDOG_PANEL[size]
+        assert all(len(line) <= app.watchdog.size.width for line in shown)
+        # the signals the watchdog marked suspect carry the marker; the others do not
+        for line in lines_of(app.signal_table)[1:]:
+            if not line.strip():
+                continue
+            day, symbol = line.split()[:2]
+            i = next(i for i in range(12) if pd.Timestamp(bar_ns(i)).strftime("%m-%d") == day)
+            assert ("⚠" in line) == ((symbol, i) in SUSPECT), line
+
+
+async def test_watchdog_panel_says_not_reported_without_the_key(utc):
+    app = FrozenLive(watchdog=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        assert app.state.watchdog is None
+        assert [line.strip() for line in on_screen(app, app.watchdog)] == ["watchdog: not reported"]
+
+
+async def test_watchdog_panel_follows_live_telemetry():
+    """Over the real PUB socket: an older gateway's snapshot, then one with the watchdog block."""
+    gw = Gateway()
+    app = LiveConsole(gw.telemetry, None)
+    old = next(d for t, d in recorded(watchdog=False) if t == "telemetry")
+    try:
+        async with app.run_test(size=(100, 30)) as pilot:
+            await publish_until_heard(pilot, gw, app, [("telemetry", old)])
+            assert await wait_for(pilot, lambda: "watchdog: not reported" in "\n".join(lines_of(app.watchdog)))
+            gw.publish([("telemetry", {**old, "watchdog": {**watchdog_block(), "policy": "hold", "held": 2}})])
+            assert await wait_for(pilot, lambda: "2 held" in "\n".join(lines_of(app.watchdog)))
+            text = "\n".join(lines_of(app.watchdog))
+            assert "watchdog hold" in text and "model,limit" in text and "0.41%" in text
+            await pilot.press("q")
+    finally:
+        gw.close()
 
 
 @pytest.mark.parametrize("size", SIZES, ids=SIZE_IDS)
@@ -567,3 +656,21 @@ def test_research_console_snapshot(snap_compare, research_run, size, tab):
         await pilot.pause()
 
     assert snap_compare(ResearchConsole(research_run), terminal_size=size, run_before=show)
+
+
+def test_watchdog_panel_lines_edge_cases():
+    from heqis_console.watchdog import flag_rate, panel_lines, score_text
+
+    assert flag_rate(5, 1234) == "0.41%" and flag_rate(0, 0) == "—"
+    assert score_text(0.000123456) == "0.000123" and score_text(None) == "—"
+    assert panel_lines(None, 32, 6) == [("watchdog: not reported", "dim")]
+    off = {"policy": "off", "model": None, "threshold": None, "checked": 0, "flagged": 0, "held": 0,
+           "by_reason": {}, "last": []}
+    assert panel_lines(off, 32, 6) == [("watchdog off · bars not checked", "dim")]
+    quiet = {**off, "policy": "hold", "checked": 40}
+    assert [t for t, _ in panel_lines(quiet, 38, 6)] == ["watchdog hold · rules only",
+                                                         "40 checked, 0 flagged 0.00%, 0 held", "no flags yet"]
+    many = {**watchdog_block(), "last": [{"symbol": SYMBOLS[0], "bar_time": bar_ns(1), "action": "hold",
+                                          "reasons": ["stale", "ohlc", "limit", "zero_volume"], "score": 0.5}]}
+    lines = [t for t, _ in panel_lines(many, 24, 6)]
+    assert all(len(t) <= 24 for t in lines) and lines[-1].startswith("07-02 600519.SH") and lines[-1].endswith("…")

@@ -214,7 +214,7 @@ def render_bench(console: Console, result: dict) -> None:
 
 
 def render_status(console: Console, doc: dict) -> None:
-    """The fleet: one row per process; then why a silent brain is silent."""
+    """The fleet: one row per process; then why a silent brain is silent, and the gateway's watchdog."""
     where = f" · {doc['dir']}" if doc.get("dir") else ""
     grid = table(console, f"HEQIS fleet · {doc['fleet']}{where}")
     for col, just in (("node", "left"), ("role", "left"), ("pid", "right"), ("alive", "left"), ("hb age", "right"),
@@ -240,6 +240,31 @@ def render_status(console: Console, doc: dict) -> None:
             why = f" ({', '.join(f'{k} {v}' for k, v in reasons.items())})" if reasons else ""
             console.print(f"[yellow]{n['name']}[/]: " + ", ".join(f"{k.replace('_', ' ')} {v}"
                                                                  for k, v in trouble.items()) + why, soft_wrap=True)
+    for n in doc["nodes"]:
+        if n["role"] == "gateway" and isinstance(n.get("watchdog"), dict):
+            console.print(watchdog_line(n["watchdog"]), soft_wrap=True, markup=False, highlight=False)
+
+
+def watchdog_line(wd: dict) -> str:
+    """The gateway's watchdog in one line: policy and model backend, counts, flag rate, by reason.
+
+    ``watchdog (hold, onnxruntime): 1,234 checked, 5 flagged (0.41%), 5 held — model 3, limit 2``;
+    reasons with no flag are left out, the most frequent first; no model: "rules only"."""
+    def n(key: str) -> int:
+        v = wd.get(key)
+        return int(v) if isinstance(v, (int, float)) else 0
+
+    policy = wd.get("policy") or "?"
+    if policy == "off":
+        return "watchdog (off): bars are not checked"
+    checked, flagged = n("checked"), n("flagged")
+    rate = f" ({flagged / checked * 100:.2f}%)" if checked else ""
+    line = (f"watchdog ({policy}, {wd.get('model') or 'rules only'}): {checked:,} checked, "
+            f"{flagged:,} flagged{rate}, {n('held'):,} held")
+    by_reason = wd.get("by_reason") if isinstance(wd.get("by_reason"), dict) else {}
+    counts = sorted(((str(k), int(v)) for k, v in by_reason.items() if isinstance(v, (int, float)) and v > 0),
+                    key=lambda kv: -kv[1])
+    return line + (" — " + ", ".join(f"{k} {v:,}" for k, v in counts) if counts else "")
 
 
 def fleet_line(t: dict) -> str:
