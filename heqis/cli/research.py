@@ -182,6 +182,15 @@ def train(
     class_weights: Annotated[Literal["balanced", "none"] | None, typer.Option(
         "--class-weights", help="Direction head's cross-entropy: balanced (weights from the train segment's "
         "classes, so always answering 'up' does not pay; the default) or none.")] = None,
+    max_train_windows: Annotated[int | None, typer.Option("--max-train-windows", min=1, metavar="N", help="Use "
+                                                          "at most N train windows (a seeded draw; overrides "
+                                                          "the preset's cap, recorded in the run manifest).")] = None,
+    watchdog: Annotated[bool, typer.Option("--watchdog", help="Also train the gateway's data-quality model "
+                                           "(watchdog.pt) at the end. With --out a finished run: train only "
+                                           "the watchdog into it, the generators stay as they are.")] = False,
+    watchdog_fpr: Annotated[float, typer.Option("--watchdog-fpr", min=0.0001, max=0.2, metavar="FPR", help="The "
+                                                "watchdog's threshold flags this share of clean validation "
+                                                "windows.")] = 0.005,
     json_out: JsonOpt = False,
 ) -> None:
     """Train the multi-GAN generators (G1 GRU, G2 BiLSTM, G3 Transformer+RoPE, G4 on CAE/t3-VAE latents).
@@ -194,6 +203,7 @@ def train(
       heqis train --search 20 --workers 2 -o runs/s   # 20 trials, 2 processes
       heqis train --from-search runs/s -o runs/best   # train the best trial
       heqis train --params best.json                  # lr, hidden, window
+      heqis train --watchdog -o runs/exp1             # add the data-quality model to a finished run
 
     [bold]Search from several machines[/]: the same data store on each, one database:
 
@@ -216,6 +226,12 @@ def train(
         raise usage_error("--workers", "--workers needs --search N (a single run trains in one process)")
     if storage is not None and not search:
         raise usage_error("--storage", "--storage needs --search N")
+    if watchdog and search:
+        raise usage_error("--watchdog", "--watchdog goes with one run, not --search")
+    if given_on_command_line(ctx, "watchdog_fpr") and not watchdog:
+        raise usage_error("--watchdog-fpr", "--watchdog-fpr needs --watchdog")
+    if max_train_windows is not None and resume:
+        raise usage_error("--max-train-windows", "a resumed run keeps the train windows it started with")
     if from_search is not None and params_file is not None:
         raise usage_error("--params", "give --from-search RUN_DIR or --params FILE, not both")
     chosen_opt = "--from-search" if from_search is not None else "--params" if params_file is not None else None
@@ -241,6 +257,15 @@ def train(
         if target is not None:
             overrides["target"] = target
         overrides.update({k: v for k, v in ablations.items() if v is not None})
+        if max_train_windows is not None:
+            overrides["max_train_windows"] = max_train_windows
+        if watchdog and out is not None and not resume and _finished_run(out):
+            from heqis.train.watchdog import WatchdogConfig, train_watchdog
+
+            wd = train_watchdog(out, data_dir, config=WatchdogConfig(fpr=watchdog_fpr, seed=seed),
+                                log=lambda line: None if json_out else dim_line(line))
+            _show_watchdog(wd.to_dict(), json_out, alone=True)
+            return
         chosen = None
         if chosen_opt:
             from heqis.train.provenance import params_from_file, params_from_search
@@ -268,6 +293,12 @@ def train(
             else:
                 result_dict = _train_with_progress(req, json_out).to_dict()
                 result_dict["evaluation"] = _validation_part(Path(result_dict["run_dir"]), json_out)
+                if watchdog:
+                    from heqis.train.watchdog import WatchdogConfig, train_watchdog
+
+                    result_dict["watchdog"] = train_watchdog(
+                        Path(result_dict["run_dir"]), req.data_dir, config=WatchdogConfig(fpr=watchdog_fpr, seed=seed),
+                        log=lambda line: None if json_out else dim_line(line)).to_dict()
         except KeyboardInterrupt:
             if search:
                 err.print("[yellow]interrupted[/]: finished trials are in the study; the same command "
@@ -277,6 +308,28 @@ def train(
                       f"[bold]heqis train --resume --out {escape(str(req.out))}[/]", soft_wrap=True)
             raise typer.Exit(130) from None
     show(result_dict, json_out, "render_search_result" if search else "render_train_result")
+    if watchdog and not json_out and result_dict.get("watchdog"):
+        _show_watchdog(result_dict["watchdog"], json_out, alone=False)
+
+
+def _show_watchdog(wd: dict[str, Any], json_out: bool, alone: bool) -> None:
+    if json_out:
+        from heqis.cli.common import emit_json
+
+        emit_json({"watchdog": wd})
+        return
+    stdout.print(f"watchdog: {escape(wd['run_dir'])}/watchdog.pt · threshold {wd['threshold']:.3f} (fpr "
+                 f"{wd['fpr']:g} on {wd['val_windows']} val windows) · {wd['train_windows']} train windows · "
+                 f"{wd['seconds']:.1f}s" + (" · generators untouched" if alone else ""), soft_wrap=True)
+
+
+def _finished_run(out: Path) -> bool:
+    """Whether ``out`` holds a training run that has finished (complete or stopped early)."""
+    from heqis.formats.run import RunFolder
+
+    if not (Path(out) / "manifest.json").exists():
+        return False
+    return RunFolder.open(Path(out)).status in ("complete", "early_stopped")
 
 
 def _validation_part(run_dir: Path, json_out: bool) -> dict[str, Any] | None:

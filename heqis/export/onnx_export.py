@@ -118,6 +118,53 @@ def routing_for(run_dir: Path, manifest: dict[str, Any], generators: list[str],
             "symbols": routes}
 
 
+WATCHDOG_ONNX, WATCHDOG_CALIBRATION = "watchdog.onnx", "watchdog_calibration.npy"
+WATCHDOG_IO = ("window", "score")
+
+
+def export_watchdog(run_dir: Path, staging: Path, bars: dict[str, pd.DataFrame], segments: Segments,
+                    calibration: int = 256) -> dict[str, Any] | None:
+    """The run's watchdog (heqis.train.watchdog) as watchdog.onnx (input "window" [B, W, 5], output "score"
+    [B]) plus clean validation windows for INT8 calibration, checked against torch; None without one."""
+    from heqis.models.watchdog import WatchdogScorer
+    from heqis.train.watchdog import bars_ohlcv, load_watchdog, segment_windows
+
+    found = load_watchdog(run_dir)
+    if found is None:
+        return None
+    net, doc = found
+    window = int(doc["window"])
+    ohlcv = {s: bars_ohlcv(b) for s, b in bars.items()}
+    dates = {s: b["trade_date"].to_numpy() for s, b in bars.items()}
+    val = segment_windows(ohlcv, dates, segments, "val", window, calibration, np.random.default_rng(1))
+    if len(val) < 32:
+        raise HeqisError(f"{run_dir}: only {len(val)} validation windows to check the watchdog export on")
+    scorer = WatchdogScorer(net).eval()
+    path = staging / WATCHDOG_ONNX
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(scorer, (torch.from_numpy(val[:2]),), str(path), dynamo=False, opset_version=OPSET,
+                          input_names=[WATCHDOG_IO[0]], output_names=[WATCHDOG_IO[1]], do_constant_folding=True,
+                          dynamic_axes={WATCHDOG_IO[0]: {0: "batch"}, WATCHDOG_IO[1]: {0: "batch"}})
+    session = onnx_session(path)
+    diffs = {}
+    with torch.no_grad():
+        for label, batches in (("batch1", [val[i:i + 1] for i in range(8)]), ("batch32", [val[:32]])):
+            worst = 0.0
+            for batch in batches:
+                ref = scorer(torch.from_numpy(batch)).numpy()
+                got = session.run([WATCHDOG_IO[1]], {WATCHDOG_IO[0]: batch})[0]
+                worst = max(worst, float(np.max(np.abs(ref - got))))
+            diffs[label] = worst
+    if max(diffs.values()) > PARITY_TOL:
+        raise HeqisError(f"watchdog: ONNX Runtime differs from torch by {max(diffs.values()):.2e} (> {PARITY_TOL:g})",
+                         hint="report this run's watchdog.json; nothing was written")
+    np.save(staging / WATCHDOG_CALIBRATION, val.astype(np.float32))
+    return {"onnx": WATCHDOG_ONNX, "calibration": WATCHDOG_CALIBRATION, "window": window,
+            "columns": list(doc["columns"]), "threshold": float(doc["threshold"]), "fpr": float(doc["fpr"]),
+            "io": {"input": WATCHDOG_IO[0], "output": WATCHDOG_IO[1]}, "parity": diffs}
+
+
 def export_run(run_dir: Path, generators: list[str] | None = None, out: Path = Path("deploy_output"),
                data_dir: Path | None = None, calibration: int = 256) -> ExportResult:
     """Export a run's generators into the artifact set ``out`` (heqis.formats.artifacts), checked
@@ -175,6 +222,7 @@ def export_run(run_dir: Path, generators: list[str] | None = None, out: Path = P
             gens[gid] = {"kind": manifest["generators"][gid]["kind"], "onnx": onnx_path.name,
                          "torch": f"torch_{gid}.pt", "window": scaler.window, "scaler": scaler_files[gid],
                          "calibration": calib_names[scaler_files[gid]], "max_abs_diff": diffs}
+        watchdog = export_watchdog(run_dir, staging, bars, segments)
         routing = routing_for(run_dir, manifest, list(gens), 0.001)
         write_json(staging / ROUTING, routing)
         files = {p.name: sha256_file(p) for p in sorted(staging.iterdir()) if p.is_file()}
@@ -187,6 +235,7 @@ def export_run(run_dir: Path, generators: list[str] | None = None, out: Path = P
             "window": first.window, "n_features": len(first.inputs), "inputs": list(first.inputs),
             "io": {"input": INPUT, "outputs": OUTPUTS}, "generators": gens,
             "calibration_windows": calibration, "files": files, "versions": versions(),
+            **({"watchdog": watchdog} if watchdog else {}),
         })
         fsync_dir(staging)
         if out.exists():
