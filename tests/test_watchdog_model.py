@@ -210,3 +210,12 @@ def test_an_artifact_set_without_a_watchdog_has_none_and_an_altered_one_is_refus
             WatchdogModel.open(arts)
     finally:
         path.write_bytes(original)
+
+
+@pytest.mark.parametrize("args", [["--watchdog-fpr", "0.01"], ["--watchdog", "--search", "2"],
+                                  ["--max-train-windows", "500", "--resume", "-o", "runs/x"]])
+def test_watchdog_and_window_cap_usage_errors_exit_2(args):
+    from heqis.cli import app
+
+    result = CliRunner().invoke(app, ["train", *args])
+    assert result.exit_code == 2, result.output

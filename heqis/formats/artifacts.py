@@ -10,6 +10,10 @@
       scaler_params.json     feature order, window, scaler, indicator parameters (a generator may
                              name its own scaler when its window differs)
       calibration.npy        real scaled windows from the train segment (INT8 calibration, RKNN dataset)
+      watchdog.onnx          optional: the gateway's data-quality model (input "window" [B,20,5] quality
+                             windows, heqis.features.quality; output "score" [B]); manifest key "watchdog"
+                             holds its window, columns, threshold, fpr and parity
+      watchdog_calibration.npy  clean validation quality windows (INT8 / RKNN later)
       manifest.json          kind "heqis-artifacts", format version, set_id, feature fingerprint,
                              sha256 of every file, per-generator files and window, source run, parity
 
