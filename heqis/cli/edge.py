@@ -135,8 +135,12 @@ def gateway(
     request_deadline: Annotated[float, typer.Option(min=0.05, metavar="SECONDS", help="Send a request again when "
                                                     "no valid reply came within this time.")] = 5.0,
     max_attempts: Annotated[int, typer.Option(min=1, help="Sends of one bar before it is stored as failed.")] = 3,
+    watchdog: Annotated[Literal["warn", "hold", "off"], typer.Option(
+        help="What a bar the watchdog flags (rule checks, and the artifact set's watchdog.onnx when it has one) "
+             "does: warn = sent on, its signal marked suspect; hold = not sent, counted and alerted, kept out of "
+             "later requests; off = no checks.")] = "warn",
 ) -> None:
-    """The gateway (RK3568 role): sources → ring buffer → brains; signals → SQLite → telemetry.
+    """The gateway (RK3568 role): sources → watchdog → ring buffer → brains; signals → SQLite → telemetry.
 
     [bold]Examples[/]
 
@@ -161,7 +165,7 @@ def gateway(
         cfg, sources = gateway_from(GatewayOptions(
             targets, spec, s.artifacts_dir, s.runtime_db, s.runtime_telemetry_port, s.runtime_control_port,
             s.runtime_ws_port, s.runtime_bind, fleet, ring, max_in_flight, keys_dir, insecure, exit_when_done,
-            state_file, s, ws_bind, request_deadline, max_attempts))
+            state_file, s, ws_bind, request_deadline, max_attempts, watchdog))
         gw = run_gateway(cfg, sources)
     err.print(f"gateway stopped: {dict(gw.counters)}")
 

@@ -173,6 +173,7 @@ class GatewayOptions:
     ws_bind: str = "127.0.0.1"
     request_deadline_s: float = 5.0
     max_attempts: int = 3
+    watchdog: str = "warn"       # the watchdog's policy (heqis.runtime.watchdog.POLICIES)
 
 
 def gateway_from(opts: GatewayOptions) -> tuple[Any, Aligner]:
@@ -183,6 +184,7 @@ def gateway_from(opts: GatewayOptions) -> tuple[Any, Aligner]:
     from heqis.runtime.gateway import GatewayConfig
     from heqis.runtime.security import KeyConfig, require_safe
     from heqis.runtime.signal_store import SignalStore
+    from heqis.runtime.watchdog import Watchdog
 
     check_sources(opts.sources)
     key_cfg = KeyConfig(opts.keys, "gateway") if opts.keys else None
@@ -209,5 +211,13 @@ def gateway_from(opts: GatewayOptions) -> tuple[Any, Aligner]:
                         exit_when_done=opts.exit_when_done, state_file=opts.state_file,
                         artifacts_id=artifacts.set_id, routing=artifacts.routing(), ws_bind=opts.ws_bind,
                         ws_token=key_cfg.ws_token() if key_cfg is not None and opts.ws_port else None,
-                        request_deadline_s=opts.request_deadline_s, max_attempts=opts.max_attempts)
+                        request_deadline_s=opts.request_deadline_s, max_attempts=opts.max_attempts,
+                        watchdog=Watchdog(opts.watchdog, watchdog_model(artifacts) if opts.watchdog != "off" else None))
     return cfg, source
+
+
+def watchdog_model(artifacts: Any) -> Any:
+    """The artifact set's watchdog model (None: it has none; the rule checks run alone)."""
+    from heqis.runtime.watchdog_model import WatchdogModel
+
+    return WatchdogModel.open(artifacts)

@@ -67,6 +67,7 @@ from heqis.runtime.security import KeyConfig, client_socket_security, peer_key, 
 from heqis.runtime.signal_store import SignalStore
 from heqis.runtime.sources import Aligner, Bar
 from heqis.runtime.telemetry import LatencyWindow, WebSocketFeed
+from heqis.runtime.watchdog import Verdict, Watchdog
 
 log = logging.getLogger(__name__)
 RESETS_PER_HOUR = 12              # per brain, whoever asks: a reset command may be an SSH reboot
@@ -106,6 +107,7 @@ class GatewayConfig:
     ws_token: str | None = None  # with keys: the token a WebSocket client must present (heqis keys writes it)
     request_deadline_s: float = 5.0   # a request unanswered this long is sent again (to another brain if any)
     max_attempts: int = 3        # sends of one bar before it is stored as failed with its reason
+    watchdog: Watchdog | None = None   # checks every bar before the ring buffer (heqis.runtime.watchdog)
 
 
 @dataclass(eq=False)              # compared by identity (the payload is an array)
@@ -124,6 +126,7 @@ class Request:
     avoid: str | None = None     # the brain that failed it last: another live brain gets it first
     reason: str = ""             # why the last attempt failed
     sent_to: set[str] = field(default_factory=set)   # brains it was ever sent to: a late answer of one counts
+    suspect: str | None = None   # the watchdog's reasons for the bar (policy warn: sent on, marked)
 
 
 @dataclass
@@ -176,6 +179,7 @@ class Gateway:
         self.paused = False
         self.running = True
         self.started = time.monotonic()
+        self.watchdog = cfg.watchdog or Watchdog("off")
         self.brains = [self._link(t) for t in cfg.targets]
         self.pub = self.ctx.socket(zmq.PUB)
         self.pub.setsockopt(zmq.LINGER, 0)
@@ -230,9 +234,7 @@ class Gateway:
             now = time.monotonic()
             if not self.paused:
                 for bar in self._poll_sources():
-                    self.seq += 1
-                    if self.ring.push(Request(self.seq, bar, request_window(bar.history))) is not None:
-                        self.counters["dropped"] += 1
+                    self._admit(bar)
                 self._dispatch()
             # sleep until a reply arrives, the next bar is due, or 20 ms pass; never spin: the brains
             # share the cores (a back-pressured source waits for replies to make room)
@@ -264,12 +266,36 @@ class Gateway:
 
     def _poll_sources(self) -> list[Bar]:
         try:
-            return self.source.poll(self.ring.free)
+            bars = self.source.poll(self.ring.free)
         except Exception as exc:  # a broken source is reported, never fatal to the gateway
             self.counters["source_errors"] += 1
             if self.counters["source_errors"] in (1, 10, 100) or self.counters["source_errors"] % 1000 == 0:
                 self._alert("source_error", f"{type(exc).__name__}: {exc}")
             return []
+        if self.watchdog.active:        # bars the sources' cleaning refused are the watchdog's flags too
+            for symbol, bar_time, reason in self.source.rejected():
+                self._flagged(symbol, bar_time, self.watchdog.refused(symbol, bar_time, reason), "hold")
+        return bars
+
+    def _admit(self, bar: Bar) -> None:
+        """One bar from the sources: the watchdog's verdict, then the ring buffer (or held)."""
+        verdict = self.watchdog.check(bar)
+        if verdict.reasons:
+            self._flagged(bar.symbol, bar.bar_time, verdict, "hold" if self.watchdog.holds(verdict) else "warn")
+            if self.watchdog.holds(verdict):
+                return
+        self.seq += 1
+        req = Request(self.seq, bar, request_window(self.watchdog.clean_history(bar)), suspect=verdict.suspect)
+        if self.ring.push(req) is not None:
+            self.counters["dropped"] += 1
+
+    def _flagged(self, symbol: str, bar_time: int, verdict: Verdict, action: str) -> None:
+        self.store.add_flag({"symbol": symbol, "bar_time": bar_time, "reasons": verdict.suspect,
+                             "score": verdict.score, "action": action})
+        if action == "hold":
+            self._alert("watchdog_hold", f"{symbol} bar {_date(bar_time)} held: {verdict.suspect}"
+                        + (f" (score {verdict.score:.3g})" if verdict.score is not None else ""),
+                        quiet=self.watchdog.held > 3)
 
     def _pick(self, live: list[BrainLink], now: float) -> tuple[Request, BrainLink, bool] | None:
         """The next request to send and its brain: requests to send again first (oldest bar first; a
@@ -418,7 +444,8 @@ class Gateway:
         row = {"symbol": req.bar.symbol, "bar_time": req.bar.bar_time, "model": checked.model,
                "artifacts": self.cfg.artifacts_id or checked.artifacts or "unknown", "seq": req.seq,
                "action": checked.action, "reg": checked.reg, "p_down": checked.p_down, "p_flat": checked.p_flat,
-               "p_up": checked.p_up, "latency_us": latency_us, **checked.timing, "brain": brain.name}
+               "p_up": checked.p_up, "latency_us": latency_us, **checked.timing, "brain": brain.name,
+               "suspect": req.suspect}
         self.store.add(row)
         self.counters["signals"] += 1
         self._publish("signal", {**row, "mode": self._route(req.bar.symbol).get("mode"),
@@ -653,10 +680,12 @@ class Gateway:
                                              "rejected_replies_by_reason": dict(self.rejected),
                                              "control_errors": dict(self.control_errors),
                                              "malformed_by_reason": dict(self.decoder.rejected),
-                                             "already_stored": self.store.duplicates, "paused": self.paused}
+                                             "already_stored": self.store.duplicates, "paused": self.paused,
+                                             "watchdog_flagged": self.watchdog.flagged,
+                                             "watchdog_held": self.watchdog.held}
         nodes = [{"name": "gateway", "role": "gateway", "host": self.cfg.bind, "pid": os.getpid(), "alive": True,
                   "heartbeat_age_s": 0.0, "version": __version__, "artifacts_sha256": self.cfg.artifacts_id or None,
-                  "cwd": os.getcwd(), "counters": gw_counters}]
+                  "cwd": os.getcwd(), "counters": gw_counters, "watchdog": self.watchdog.describe(last=False)}]
         for b in self.brains:
             nodes.append({
                 "name": b.name, "role": "brain", "host": b.target.host, "pid": b.status.get("pid"), "alive": b.alive,
@@ -673,6 +702,7 @@ class Gateway:
         return {"time": time.time(), "uptime_s": round(time.monotonic() - self.started, 1), **self.status(),
                 "latency": self.latency.snapshot(), "queue_depth": len(self.ring), "drops": self.ring.dropped,
                 "source_done": self.source.done, "source": self.source.describe(),
+                "watchdog": self.watchdog.describe(),
                 "endpoints": {"telemetry": self.cfg.telemetry_port, "control": self.cfg.control_port,
                               "websocket": self.cfg.ws_port or None},
                 "cpu_percent": self.process.cpu_percent(),
@@ -730,6 +760,10 @@ def brain_status(extra: dict[str, Any]) -> dict[str, Any]:
             out[key] = {k: v for k, v in list(value.items())[:64]
                         if isinstance(k, str) and len(k) <= 64 and isinstance(v, int) and not isinstance(v, bool)}
     return out
+
+
+def _date(bar_time: int) -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime(bar_time / 1e9))
 
 
 def _limit(value: Any, default: int, most: int) -> int:

@@ -9,8 +9,12 @@ as done). Writes are batched into one transaction per flush; a crash loses at mo
 the restarted gateway asks for again (it resumes each symbol from its earliest bar without a
 stored signal of its artifact set).
 
+The gateway's watchdog (heqis.runtime.watchdog) writes every bar it flags to ``flags`` (its reasons,
+the model's score, and what the policy did: ``warn`` sent it on, ``hold`` kept it from the brains), and
+a signal answered for a flagged bar carries the reasons in ``suspect``.
+
 A database written before artifact sets were recorded (schema 1) is migrated in place on open:
-its rows are kept, with artifact set ``"unknown"``.
+its rows are kept, with artifact set ``"unknown"``; one of schema 2 gets the ``suspect`` column (NULL).
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 UNKNOWN_ARTIFACTS = "unknown"
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS signals (
@@ -38,9 +42,22 @@ CREATE TABLE IF NOT EXISTS signals (
     queue_us   REAL, pre_us REAL, inf_us REAL,
     brain      TEXT,
     stored_at  REAL    NOT NULL DEFAULT (julianday('now')),
+    suspect    TEXT,               -- the watchdog's reasons for this bar, comma-joined (NULL: not flagged)
     PRIMARY KEY (symbol, bar_time, model, artifacts)
 );
 """
+FLAGS = """
+CREATE TABLE IF NOT EXISTS flags (
+    symbol     TEXT    NOT NULL,
+    bar_time   INTEGER NOT NULL,
+    reasons    TEXT    NOT NULL,   -- comma-joined (heqis.runtime.watchdog.REASONS)
+    score      REAL,               -- the watchdog model's score (NULL: no model, or too few bars)
+    action     TEXT    NOT NULL,   -- warn (sent on, marked) or hold (not sent)
+    stored_at  REAL    NOT NULL DEFAULT (julianday('now')),
+    PRIMARY KEY (symbol, bar_time)
+);
+"""
+FLAG_COLUMNS = ("symbol", "bar_time", "reasons", "score", "action")
 FAILURES = """
 CREATE TABLE IF NOT EXISTS failures (
     symbol     TEXT    NOT NULL,
@@ -56,8 +73,8 @@ CREATE TABLE IF NOT EXISTS failures (
 """
 FAILURE_COLUMNS = ("symbol", "bar_time", "artifacts", "model", "reason", "attempts", "seq")
 COLUMNS = ("symbol", "bar_time", "model", "artifacts", "seq", "action", "reg", "p_down", "p_flat", "p_up",
-           "latency_us", "queue_us", "pre_us", "inf_us", "brain")
-OLD_COLUMNS = tuple(c for c in COLUMNS if c != "artifacts")
+           "latency_us", "queue_us", "pre_us", "inf_us", "brain", "suspect")
+OLD_COLUMNS = tuple(c for c in COLUMNS if c not in ("artifacts", "suspect"))
 
 
 class SignalStore:
@@ -70,16 +87,22 @@ class SignalStore:
         self.migrated = self._migrate()
         self.db.execute(SCHEMA)
         self.db.execute(FAILURES)
+        self.db.execute(FLAGS)
         self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         self.pending: list[tuple[Any, ...]] = []
         self.pending_failures: list[tuple[Any, ...]] = []
+        self.pending_flags: list[tuple[Any, ...]] = []
         self.failed = 0
         self.inserted = 0
         self.duplicates = 0
 
     def _migrate(self) -> int:
-        """Schema 1 (no artifacts column) → 2, keeping every row; returns how many rows were moved."""
+        """Schema 1 (no artifacts column) → 3, keeping every row; returns how many rows were moved.
+        Schema 2 → 3 adds the ``suspect`` column (NULL for the rows stored before the watchdog)."""
         columns = [r[1] for r in self.db.execute("PRAGMA table_info(signals)")]
+        if columns and "artifacts" in columns and "suspect" not in columns:
+            self.db.execute("ALTER TABLE signals ADD COLUMN suspect TEXT")
+            return 0
         if not columns or "artifacts" in columns:
             return 0
         with self.db:
@@ -102,8 +125,12 @@ class SignalStore:
         """A bar no brain answered validly in its allowed attempts (a later failure replaces the reason)."""
         self.pending_failures.append(tuple(row.get(c) for c in FAILURE_COLUMNS))
 
+    def add_flag(self, row: dict[str, Any]) -> None:
+        """A bar the watchdog flagged (a later flag of the same bar replaces it)."""
+        self.pending_flags.append(tuple(row.get(c) for c in FLAG_COLUMNS))
+
     def flush(self) -> int:
-        if not self.pending and not self.pending_failures:
+        if not self.pending and not self.pending_failures and not self.pending_flags:
             return 0
         before = self.db.total_changes
         with self.db:
@@ -113,16 +140,23 @@ class SignalStore:
             written = self.db.total_changes - before
             self.db.executemany(f"INSERT OR REPLACE INTO failures ({', '.join(FAILURE_COLUMNS)}) VALUES "
                                 f"({', '.join('?' * len(FAILURE_COLUMNS))})", self.pending_failures)
+            self.db.executemany(f"INSERT OR REPLACE INTO flags ({', '.join(FLAG_COLUMNS)}) VALUES "
+                                f"({', '.join('?' * len(FLAG_COLUMNS))})", self.pending_flags)
         self.duplicates += len(self.pending) - written
         self.inserted += written
         self.failed += len(self.pending_failures)
         self.pending.clear()
         self.pending_failures.clear()
+        self.pending_flags.clear()
         return written
 
     def failures(self) -> list[dict[str, Any]]:
         sql = f"SELECT {', '.join(FAILURE_COLUMNS)} FROM failures ORDER BY symbol, bar_time"
         return [dict(zip(FAILURE_COLUMNS, r, strict=True)) for r in self.db.execute(sql).fetchall()]
+
+    def flags(self) -> list[dict[str, Any]]:
+        sql = f"SELECT {', '.join(FLAG_COLUMNS)} FROM flags ORDER BY symbol, bar_time"
+        return [dict(zip(FLAG_COLUMNS, r, strict=True)) for r in self.db.execute(sql).fetchall()]
 
     def done(self, symbols: Iterable[str] | None = None, artifacts: str | None = None) -> set[tuple[str, int]]:
         """(symbol, bar_time) pairs that already have a signal (of the artifact set ``artifacts``, or of any)."""

@@ -52,6 +52,15 @@ class Aligner:
                 best = (times, rows)
         return best
 
+    def rejected(self) -> list[tuple[str, int, str]]:
+        """(symbol, bar time, reason) of the bars the live sources' cleaning refused since the last call."""
+        out: list[tuple[str, int, str]] = []
+        for src in self.sources:
+            hist = getattr(src, "hist", None)
+            while hist is not None and hist.rejected:
+                out.append(hist.rejected.popleft())
+        return out
+
     def describe(self) -> dict[str, Any]:
         """What telemetry says about the sources: kinds, done, the last bar time, and their counters."""
         last = [s.last_bar_time for s in self.sources if getattr(s, "last_bar_time", None) is not None]

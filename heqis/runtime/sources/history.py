@@ -18,6 +18,7 @@ class Bar:
     bar_time: int                                   # ns since the epoch (the trade date at midnight)
     symbol: str = field(compare=True)
     history: np.ndarray = field(compare=False)      # [n, HISTORY_COLUMNS] float32, the last row is this bar
+    times: np.ndarray | None = field(default=None, compare=False)   # [n] int64 ns of the history's rows
 
 
 class History:
@@ -34,6 +35,8 @@ class History:
         self.rows: dict[str, deque[np.ndarray]] = {}
         self.times: dict[str, deque[int]] = {}
         self.counters: Counter[str] = Counter()
+        self.rejected: deque[tuple[str, int, str]] = deque(maxlen=1024)   # (symbol, bar time, reason) the
+        # gateway's watchdog reports as flags (drained each poll; heqis.runtime.watchdog)
 
     def seed(self, symbol: str, times: np.ndarray, rows: np.ndarray) -> None:
         rows = np.asarray(rows, np.float32)[-self.length:]
@@ -47,18 +50,21 @@ class History:
     def append(self, symbol: str, row: np.ndarray, bar_time: int) -> Bar | None:
         """Add one bar; None (counted by reason) when it is not newer or fails the cleaning rules."""
         if bar_time <= self.last_time(symbol):
-            self.counters["duplicate date" if bar_time == self.last_time(symbol) else "out of order"] += 1
+            reason = "duplicate date" if bar_time == self.last_time(symbol) else "out of order"
+            self.counters[reason] += 1
+            self.rejected.append((symbol, bar_time, reason))
             return None
         row = np.array(row, dtype=np.float32)
         checked = clean_bars(np.array([bar_time]), row[[H["open_raw"]]], row[[H["high_raw"]]], row[[H["low_raw"]]],
                              row[[H["close_raw"]]], row[[H["vol"]]])
         if checked.dropped:
             self.counters[checked.dropped[0][1]] += 1
+            self.rejected.append((symbol, bar_time, checked.dropped[0][1]))
             return None
         self._fill(symbol, row)
         self.rows.setdefault(symbol, deque(maxlen=self.length)).append(row)
         self.times.setdefault(symbol, deque(maxlen=self.length)).append(bar_time)
-        return Bar(bar_time, symbol, np.stack(self.rows[symbol]))
+        return Bar(bar_time, symbol, np.stack(self.rows[symbol]), np.fromiter(self.times[symbol], np.int64))
 
     def _fill(self, symbol: str, row: np.ndarray) -> None:
         past = self.rows.get(symbol)

@@ -87,7 +87,8 @@ class ReplaySource:
             self.watermark = t
             self.last_bar_time = t
             self.position[sym] = max(self.position[sym], i)
-            out.append(Bar(t, sym, self.arrays[sym][1][max(0, i + 1 - self.history): i + 1]))
+            lo = max(0, i + 1 - self.history)
+            out.append(Bar(t, sym, self.arrays[sym][1][lo: i + 1], self.arrays[sym][0][lo: i + 1]))
         return out
 
     def recent(self, symbol: str, n: int) -> tuple[list[int], np.ndarray]:
