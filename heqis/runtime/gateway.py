@@ -279,13 +279,15 @@ class Gateway:
 
     def _admit(self, bar: Bar) -> None:
         """One bar from the sources: the watchdog's verdict, then the ring buffer (or held)."""
-        verdict = self.watchdog.check(bar)
+        history = self.watchdog.clean_history(bar)
+        verdict = self.watchdog.check(bar, history)
+        hold = self.watchdog.holds(verdict)
         if verdict.reasons:
-            self._flagged(bar.symbol, bar.bar_time, verdict, "hold" if self.watchdog.holds(verdict) else "warn")
-            if self.watchdog.holds(verdict):
-                return
+            self._flagged(bar.symbol, bar.bar_time, verdict, "hold" if hold else "warn")
+        if hold:
+            return
         self.seq += 1
-        req = Request(self.seq, bar, request_window(self.watchdog.clean_history(bar)), suspect=verdict.suspect)
+        req = Request(self.seq, bar, request_window(history), suspect=verdict.suspect)
         if self.ring.push(req) is not None:
             self.counters["dropped"] += 1
 

@@ -29,6 +29,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from heqis.data.bar_checks import clean_bars
 from heqis.data.boards import TS_CODE, classify, limit_ratio
 from heqis.runtime.bars import H
 from heqis.runtime.sources.history import Bar
@@ -77,16 +78,14 @@ def rule_reasons(symbol: str, history: np.ndarray, bar_time: int | None = None) 
     """The rules the last row of ``history`` (HISTORY_COLUMNS, time order) breaks, in ``RULES`` order."""
     row = np.asarray(history[-1], dtype=np.float64)
     prev = np.asarray(history[-2], dtype=np.float64) if len(history) > 1 else None
-    o, h, lo, c, v = (row[H[k]] for k in ("open_raw", "high_raw", "low_raw", "close_raw", "vol"))
     out = []
-    prices = np.array([o, h, lo, c])
-    if not np.isfinite(prices).all() or (prices <= 0).any() or h < lo or max(o, c) > h or min(o, c) < lo:
-        out.append("ohlc")
+    if clean_bars(np.array([0]), *row[OHLC, None]).dropped:   # the store's cleaning rules: a bad price, a
+        out.append("ohlc")                                      # swapped high/low, a missing value
     if prev is not None and np.array_equal(row[OHLC], prev[OHLC]):
         out.append("stale")
     if _beyond_limit(symbol, row, prev, bar_time):
         out.append("limit")
-    if v == 0:
+    if row[H["vol"]] == 0:
         out.append("zero_volume")
     return out
 
@@ -126,11 +125,12 @@ class Watchdog:
     def active(self) -> bool:
         return self.policy != "off"
 
-    def check(self, bar: Bar) -> Verdict:
-        """The verdict on ``bar`` (its reasons and score); counted, and recorded when it is flagged."""
+    def check(self, bar: Bar, history: np.ndarray | None = None) -> Verdict:
+        """The verdict on ``bar`` (its reasons and score); counted, and recorded when it is flagged.
+        ``history``: ``clean_history(bar)`` when the caller has it already."""
         if not self.active:
             return Verdict(())
-        history = self.clean_history(bar)
+        history = self.clean_history(bar) if history is None else history
         reasons = rule_reasons(bar.symbol, history, bar.bar_time)
         last = self.last_time.get(bar.symbol)
         if last is not None and bar.bar_time <= last:
