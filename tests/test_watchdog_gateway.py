@@ -72,7 +72,7 @@ def test_a_bar_time_at_or_before_the_last_is_flagged_and_cleaning_refusals_are_h
 
 def test_quality_ohlcv_takes_the_raw_bar_columns_the_model_was_trained_on():
     got = quality_ohlcv(rows(PREV, GOOD))
-    assert got[1].tolist() == pytest.approx([10.1, 10.4, 9.9, 10.2, 1.2e6])
+    assert got[1].tolist() == pytest.approx([10.1, 10.4, 9.9, 10.2, 1.2e6, 10.0, 11.0, 9.0])
 
 
 # -- end to end: a replay with planted bad bars through a gateway and a scripted brain ----------------

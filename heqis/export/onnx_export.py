@@ -124,7 +124,7 @@ WATCHDOG_IO = ("window", "score")
 
 def export_watchdog(run_dir: Path, staging: Path, bars: dict[str, pd.DataFrame], segments: Segments,
                     calibration: int = 256) -> dict[str, Any] | None:
-    """The run's watchdog (heqis.train.watchdog) as watchdog.onnx (input "window" [B, W, 5], output "score"
+    """The run's watchdog (heqis.train.watchdog) as watchdog.onnx (input "window" [B, W, 6], output "score"
     [B]) plus clean validation windows for INT8 calibration, checked against torch; None without one."""
     from heqis.models.watchdog import WatchdogScorer
     from heqis.train.watchdog import bars_ohlcv, load_watchdog, segment_windows

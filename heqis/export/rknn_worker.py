@@ -4,6 +4,11 @@ rknn-toolkit2 pins old numpy/onnx/torch, so it cannot share the main environment
 --to rknn`` starts this file with that venv's python. Input: a JSON job file; output: the .rknn
 model, the simulator's outputs on the given windows (.npy) and a JSON result file.
 Only the standard library, numpy and rknn.api are imported here.
+
+The job names the model's input (name and its batch-1 shape) and its outputs, in the ONNX graph's
+output order (the order ``rknn.inference`` returns them in), each with the .npy path its [N, k]
+simulator results go to: one worker serves the generators (``input`` → ``output_reg``,
+``output_cls``) and the gateway's watchdog (``window`` → ``score``) alike.
 """
 
 import json
@@ -20,11 +25,12 @@ def main(job_path):
 
     with open(job_path, encoding="utf-8") as fh:
         job = json.load(fh)
+    outputs = job["outputs"]                # [{"name": ..., "path": ...}, ...] in graph order
     t0 = time.time()
     rknn = RKNN(verbose=False)
     steps = {}
     steps["config"] = rknn.config(target_platform=job["target"], optimization_level=job.get("optimization_level", 3))
-    steps["load_onnx"] = rknn.load_onnx(model=job["onnx"], inputs=["input"], input_size_list=[job["input_shape"]])
+    steps["load_onnx"] = rknn.load_onnx(model=job["onnx"], inputs=[job["input"]], input_size_list=[job["input_shape"]])
     if steps["load_onnx"] == 0:
         steps["build"] = rknn.build(do_quantization=bool(job["quantize"]),
                                     dataset=job["dataset"] if job["quantize"] else None)
@@ -33,15 +39,21 @@ def main(job_path):
     if steps.get("export") == 0:
         steps["init_runtime"] = rknn.init_runtime()   # no target: the x86 simulator
     result = {"steps": steps, "ok": all(v == 0 for v in steps.values()) and "init_runtime" in steps}
+    result["convert_seconds"] = round(time.time() - t0, 2)
     if result["ok"]:
         windows = np.load(job["windows"])
-        regs, clss = [], []
+        got = [[] for _ in outputs]
         for i in range(len(windows)):
-            reg, cls = rknn.inference(inputs=[windows[i:i + 1]])
-            regs.append(np.asarray(reg, dtype=np.float32).reshape(1, -1))
-            clss.append(np.asarray(cls, dtype=np.float32).reshape(1, -1))
-        np.save(job["reg_out"], np.concatenate(regs))
-        np.save(job["cls_out"], np.concatenate(clss))
+            values = rknn.inference(inputs=[windows[i:i + 1]])
+            if values is None or len(values) != len(outputs):
+                result.update(ok=False, error=f"the simulator returned {0 if values is None else len(values)} "
+                                              f"outputs, the job names {len(outputs)}")
+                break
+            for acc, value in zip(got, values):
+                acc.append(np.asarray(value, dtype=np.float32).reshape(1, -1))
+        if result["ok"]:
+            for spec, acc in zip(outputs, got):
+                np.save(spec["path"], np.concatenate(acc))
     rknn.release()
     result["seconds"] = round(time.time() - t0, 2)
     with open(job["result"], "w", encoding="utf-8") as fh:

@@ -1,9 +1,15 @@
 """Scale-free windows of raw daily bars for the gateway's data-quality model (the "smart watchdog").
 
 A window of ``QUALITY_WINDOW`` bars ending at bar ``end`` holds, per bar t, the log ratios of its open,
-high, low and close to the previous close, divided by a robust scale of the window's close-to-close
-returns, and its log volume less the window's median log volume. The scale and the median come from
-the window's bars *before* the last one, so a bad last bar (price x10 or /10, volume x1000, a spike)
+high, low and close to its pre-close, divided by a robust scale of the window's close-to-close
+returns, and its log volume less the window's median log volume. The pre-close is the exchange's
+(the bar's own ``pre_close_raw``, a sixth input column) where it is known, else the previous bar's
+close: on an ex-rights day the exchange lowers the pre-close by the dividend or bonus shares, so the
+raw price gap of a corporate action is not mistaken for bad data. A sixth column, ``limit_move``,
+repeats the close's move on the days the close sits at the day's published limit price (0 on other
+days, and where no limits are known): a context column the model sees even for the bar it judges,
+because limit-locked days were most of the clean windows' highest scores. The scale and the median
+come from the window's bars *before* the last one, so a bad last bar (price x10 or /10, volume x1000, a spike)
 cannot hide itself by inflating them. Every value is clipped to ±``CLIP``; a missing, zero or negative
 price or volume becomes +``CLIP`` (a bad bar must score high, never crash or produce NaN).
 
@@ -17,34 +23,56 @@ import warnings
 import numpy as np
 
 QUALITY_WINDOW = 20
-QUALITY_COLUMNS = ("r_open", "r_high", "r_low", "r_close", "log_vol")
+QUALITY_COLUMNS = ("r_open", "r_high", "r_low", "r_close", "log_vol", "limit_move")
+CONTEXT_COLUMNS = ("limit_move",)   # shown to the model for the bar it judges (heqis.models.watchdog)
+LIMIT_TICK = 0.006                # CNY: a close within a tick of its limit price sits at the limit
 CLIP = 50.0
 SCALE_FLOOR = 1e-3        # robust σ floor (log return): a flat series must not blow up
 VOLUME_FLOOR = 0.05       # robust σ floor of log volume
 MAD_TO_SIGMA = 1.4826
 
 
+def _at_limit(x: np.ndarray) -> np.ndarray:
+    """[n] +1 where the close sits at the day's up limit, -1 at the down limit, else 0 (and 0 where the
+    limits are unknown: a US stock, an index, a source that does not carry them)."""
+    if x.shape[1] < 8:
+        return np.zeros(len(x))
+    close, up, down = x[:, 3], x[:, 6], x[:, 7]
+    with np.errstate(invalid="ignore"):
+        at_up = np.isfinite(up) & (up > 0) & (np.abs(close - up) <= LIMIT_TICK)
+        at_down = np.isfinite(down) & (down > 0) & (np.abs(close - down) <= LIMIT_TICK)
+    return at_up.astype(np.float64) - at_down.astype(np.float64)
+
+
 def _log_ratios(ohlcv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """[n, 4] log(price_t / close_{t-1}) (row 0 NaN) and [n] log1p(volume); NaN where a value is bad."""
+    """[n, 4] log(price_t / pre-close_t) and [n] log1p(volume); NaN where a value is bad. The pre-close
+    is column 5 where given and positive, else the previous row's close (row 0: none, NaN)."""
     x = np.asarray(ohlcv, dtype=np.float64)
-    if x.ndim != 2 or x.shape[1] != 5:
-        raise ValueError(f"ohlcv must be [n, 5] (open, high, low, close, volume), got {x.shape}")
+    if x.ndim != 2 or x.shape[1] not in (5, 6, 8):
+        raise ValueError("ohlcv must be [n, 5|6|8] (open, high, low, close, volume[, pre_close[, up_limit, "
+                         f"down_limit]]), got {x.shape}")
     with np.errstate(divide="ignore", invalid="ignore"):
         prices = np.where(np.isfinite(x[:, :4]) & (x[:, :4] > 0), x[:, :4], np.nan)
         logp = np.log(prices)
-        ratios = np.full((len(x), 4), np.nan)
-        ratios[1:] = logp[1:] - logp[:-1, 3:4]
+        pre = np.full(len(x), np.nan)
+        pre[1:] = logp[:-1, 3]
+        if x.shape[1] >= 6:
+            given = np.isfinite(x[:, 5]) & (x[:, 5] > 0)
+            pre = np.where(given, np.log(np.where(given, x[:, 5], 1.0)), pre)
+        ratios = logp - pre[:, None]
+        ratios[0] = np.nan                     # the window's first row only supplies a previous close
         vol = x[:, 4]
         logv = np.where(np.isfinite(vol) & (vol >= 0), np.log1p(np.where(vol >= 0, vol, 0.0)), np.nan)
     return ratios, logv
 
 
 def quality_windows(ohlcv: np.ndarray, ends: np.ndarray, window: int = QUALITY_WINDOW) -> np.ndarray:
-    """float32 [len(ends), window, 5] windows whose last bar is row ``end`` of ``ohlcv`` ([n, 5] raw open,
-    high, low, close, volume in time order); each ``end`` needs ``window`` ≤ end < n (one bar before the
-    window supplies the first previous close)."""
+    """float32 [len(ends), window, 6] windows whose last bar is row ``end`` of ``ohlcv`` ([n, 5|6|8] raw
+    open, high, low, close, volume[, pre-close[, up limit, down limit]] in time order); each ``end``
+    needs ``window`` ≤ end < n (one bar before the window supplies the first previous close)."""
     ends = np.asarray(ends, dtype=np.int64).reshape(-1)
     ratios, logv = _log_ratios(ohlcv)
+    limit = _at_limit(np.asarray(ohlcv, dtype=np.float64))
     n = len(ratios)
     if window < 2:
         raise ValueError("window must be at least 2")
@@ -61,15 +89,17 @@ def quality_windows(ohlcv: np.ndarray, ends: np.ndarray, window: int = QUALITY_W
     sigma = np.where(np.isfinite(sigma), np.maximum(sigma, SCALE_FLOOR), SCALE_FLOOR)
     med_v = np.where(np.isfinite(med_v), med_v, 0.0)
     scale_v = np.where(np.isfinite(scale_v), np.maximum(scale_v, VOLUME_FLOOR), VOLUME_FLOOR)
-    out = np.empty((len(ends), window, 5), dtype=np.float64)
+    out = np.zeros((len(ends), window, len(QUALITY_COLUMNS)), dtype=np.float64)
     out[..., :4] = r / sigma[:, None, None]
     out[..., 4] = (v - med_v[:, None]) / scale_v[:, None]
     out = np.where(np.isnan(out), CLIP, out)
-    return np.clip(out, -CLIP, CLIP).astype(np.float32)
+    out = np.clip(out, -CLIP, CLIP)
+    out[..., 5] = np.where(limit[idx] != 0, out[..., 3], 0.0)     # the close's move, where it is a limit move
+    return out.astype(np.float32)
 
 
 def quality_window(ohlcv: np.ndarray, window: int = QUALITY_WINDOW) -> np.ndarray | None:
-    """The [1, window, 5] window ending at the last row of ``ohlcv``, or None with fewer than window+1 rows."""
+    """The [1, window, 6] window ending at the last row of ``ohlcv``, or None with fewer than window+1 rows."""
     n = len(ohlcv)
     if n < window + 1:
         return None

@@ -42,6 +42,7 @@ LIMIT_TOLERANCE = 0.006        # CNY: a close one tick beyond the rounded limit 
 RATIO_TOLERANCE = 0.002        # without stored limits: the board ratio of the pre-close, plus rounding
 CLEANING_REASONS = {"duplicate date": "duplicate", "out of order": "out_of_order"}   # History's names → ours
 OHLC = [H["open_raw"], H["high_raw"], H["low_raw"], H["close_raw"], H["vol"]]
+QUALITY_INPUTS = [*OHLC, H["pre_close_raw"], H["up_limit"], H["down_limit"]]   # heqis.features.quality's order
 
 
 class Scorer(Protocol):
@@ -65,9 +66,10 @@ class Verdict:
 
 
 def quality_ohlcv(history: np.ndarray) -> np.ndarray:
-    """Raw open, high, low, close and volume of history rows: what the watchdog model was trained on
-    (heqis.train.watchdog reads the store's unadjusted bars, as the gateway receives them)."""
-    return np.asarray(history, dtype=np.float64)[:, OHLC]
+    """Raw open, high, low, close, volume, pre-close and the day's limits of history rows: what the
+    watchdog model was trained on (heqis.train.watchdog reads the store's unadjusted bars, as the
+    gateway receives them)."""
+    return np.asarray(history, dtype=np.float64)[:, QUALITY_INPUTS]
 
 
 def _day(bar_time: int) -> date:

@@ -35,7 +35,7 @@ from heqis.models.watchdog import build_watchdog, last_row_score
 
 WATCHDOG_PT = "watchdog.pt"
 WATCHDOG_JSON = "watchdog.json"
-OHLCV = (*RAW_PRICES, "vol")
+OHLCV = (*RAW_PRICES, "vol", "pre_close_raw", "up_limit", "down_limit")   # heqis.features.quality's order
 
 
 @dataclass
@@ -69,7 +69,8 @@ class WatchdogResult:
 
 
 def bars_ohlcv(frame: pd.DataFrame) -> np.ndarray:
-    """[n, 5] raw open, high, low, close, volume of stored bars (the store's unadjusted columns)."""
+    """[n, 8] raw open, high, low, close, volume, pre-close, up and down limit of stored bars (the
+    store's unadjusted columns; heqis.features.quality measures each bar from its pre-close)."""
     return frame.loc[:, list(OHLCV)].to_numpy(dtype=np.float64)
 
 
