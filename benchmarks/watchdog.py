@@ -127,16 +127,23 @@ def _build(root: Path) -> None:
 # -- the bars -------------------------------------------------------------------------------------
 class Replay:
     """The same bars every round: a fresh ReplaySource over the same arrays (a source is consumed by
-    polling), from the first day every kept symbol has a full request history."""
+    polling). Every replayed bar carries a full request history, as in a live gateway: the replay starts
+    on the day that leaves the most bars after it among the symbols with a full history by then (a
+    symbol listed later is left out rather than replayed with a short history)."""
 
     def __init__(self, data_dir: Path, window: int, bars: int) -> None:
         self.history = history_length(window)
         self.window = window
         arrays = store_arrays(data_dir)
-        self.arrays = {s: a for s, a in arrays.items() if len(a[0]) > self.history}
-        if not self.arrays:
+        full = {s: int(a[0][self.history - 1]) for s, a in arrays.items() if len(a[0]) > self.history}
+        if not full:
             raise SystemExit(f"{data_dir}: no symbol has more than {self.history} bars to replay after a full history")
-        first = max(int(times[self.history - 1]) for times, _ in self.arrays.values())
+
+        def after(start: int) -> int:
+            return sum(int((arrays[s][0] >= start).sum()) for s, t in full.items() if t <= start)
+
+        first = max(sorted(set(full.values())), key=after)
+        self.arrays = {s: arrays[s] for s, t in full.items() if t <= first}
         self.start = np.datetime64(first, "ns").astype("datetime64[D]").astype(date)
         self.limit = bars
 
