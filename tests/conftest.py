@@ -77,3 +77,29 @@ def artifacts(tiny_run, tmp_path_factory):
     out = tmp_path_factory.mktemp("artifacts") / "deploy_output"
     export_run(tiny_run, out=out)
     return out
+
+
+@pytest.fixture(scope="session")
+def watchdog_export(tiny_run, tmp_path_factory):
+    """The tiny run with a watchdog added through the CLI (generators untouched), exported: (run, set)."""
+    import json
+    import shutil
+
+    import torch
+    from typer.testing import CliRunner
+
+    from heqis.cli import app
+    from heqis.export.onnx_export import export_run
+
+    torch.set_num_threads(1)
+    base = tmp_path_factory.mktemp("wd-export")
+    run = base / "run"
+    shutil.copytree(tiny_run, run)
+    before = (run / "manifest.json").read_bytes()
+    result = CliRunner().invoke(app, ["train", "--watchdog", "--watchdog-fpr", "0.01", "-o", str(run), "--json"])
+    assert result.exit_code == 0, result.output
+    assert (run / "manifest.json").read_bytes() == before                # only the watchdog was trained
+    assert json.loads((run / "watchdog.json").read_text())["fpr"] == 0.01
+    out = base / "deploy_output"
+    export_run(run, out=out)
+    return run, out

@@ -106,14 +106,15 @@ def planted(sample_store) -> tuple[dict, dict[tuple[str, int], str]]:
     return arrays, faults
 
 
-def run_replay(tmp_path, sample_store, artifacts, policy: str):
-    arrays, faults = planted(sample_store)
+def run_replay(tmp_path, sample_store, artifacts, policy: str, model=None, arrays=None, faults=None):
+    if arrays is None:
+        arrays, faults = planted(sample_store)
     aset = ArtifactSet.open(artifacts)
     base = free_ports(4)
     fake = FakeBrain(base + 2, aset.routing(), aset.set_id)
     config = gateway_config(base, [BrainTarget("brain-1", "127.0.0.1", base + 2)], tmp_path / "s.db",
                             exit_when_done=True, routing=aset.routing(), artifacts_id=aset.set_id,
-                            watchdog=Watchdog(policy))
+                            watchdog=Watchdog(policy, model))
     gw = GatewayThread(config, Aligner([ReplaySource(arrays, 560, START, min_bars=130)]))
     try:
         gw.thread.join(120)
@@ -156,6 +157,30 @@ def test_warn_sends_flagged_bars_on_and_marks_their_signals(tmp_path, sample_sto
     assert gw.watchdog.held == 0 and gw.watchdog.flagged == len(flagged) >= len(faults)
     doc = gw.snapshot()["watchdog"]
     assert doc["policy"] == "warn" and doc["by_reason"]["stale"] >= 1 and len(doc["last"]) <= 20
+
+
+def test_the_trained_model_holds_a_volume_burst_no_rule_sees(tmp_path, sample_store, artifacts, watchdog_export):
+    """The real watchdog.onnx of an exported run, in ONNX Runtime, on the gateway: a volume x1000 bar
+    (inside every rule) is flagged "model", held, never asked of the brain, and counted."""
+    from heqis.runtime.watchdog_model import WatchdogModel
+
+    model = WatchdogModel.open(ArtifactSet.open(watchdog_export[1]))
+    arrays = store_arrays(sample_store.root, SYMBOLS)
+    times, values = arrays["000001.SZ"]
+    values = values.copy()
+    i = int(np.searchsorted(times, np.datetime64(START, "ns").astype(np.int64))) + 10
+    values[i, H["vol"]] *= 1000
+    arrays["000001.SZ"] = (times, values)
+    burst = ("000001.SZ", int(times[i]))
+    gw, store, fake, _ = run_replay(tmp_path, sample_store, artifacts, "hold", model, arrays, {})
+    flags = {(f["symbol"], f["bar_time"]): f for f in store.flags()}
+    assert flags[burst]["reasons"] == "model" and flags[burst]["action"] == "hold"
+    assert flags[burst]["score"] > model.threshold
+    asked = {(m.symbol, m.bar_time) for m in fake.requests}
+    assert burst not in asked and not asked & set(flags)
+    doc = gw.snapshot()["watchdog"]
+    assert doc["model"] == "onnxruntime" and doc["by_reason"]["model"] == len(flags) == gw.watchdog.held
+    assert len(flags) <= 0.05 * gw.watchdog.checked          # the clean bars mostly pass (1% calibration)
 
 
 def test_a_schema_2_store_gets_the_suspect_column_and_keeps_its_rows(tmp_path):

@@ -4,7 +4,6 @@ false-positive rate and the recall per fault kind on a synthetic store, and the 
 from __future__ import annotations
 
 import json
-import shutil
 
 import numpy as np
 import pytest
@@ -159,24 +158,9 @@ def test_training_is_deterministic(trained, tmp_path):
     assert again.train_windows == 2000 and again.threshold == twice.threshold
 
 
-@pytest.fixture(scope="module")
-def exported(tiny_run, tmp_path_factory):
-    """The tiny run with a watchdog added through the CLI (generators untouched), exported."""
-    from heqis.cli import app
-    from heqis.export.onnx_export import export_run
-
-    torch.set_num_threads(1)
-    base = tmp_path_factory.mktemp("wd-export")
-    run = base / "run"
-    shutil.copytree(tiny_run, run)
-    before = (run / "manifest.json").read_bytes()
-    result = CliRunner().invoke(app, ["train", "--watchdog", "--watchdog-fpr", "0.01", "-o", str(run), "--json"])
-    assert result.exit_code == 0, result.output
-    assert (run / "manifest.json").read_bytes() == before                # only the watchdog was trained
-    assert json.loads((run / "watchdog.json").read_text())["fpr"] == 0.01
-    out = base / "deploy_output"
-    export_run(run, out=out)
-    return run, out
+@pytest.fixture
+def exported(watchdog_export):
+    return watchdog_export
 
 
 def test_export_puts_a_checked_watchdog_into_the_artifact_set(exported):
