@@ -41,6 +41,23 @@ def test_quality_windows_known_answers():
         quality_windows(x, np.array([19]))
 
 
+def test_the_row_median_equals_numpys_nanmedian_bit_for_bit():
+    import warnings
+
+    from heqis.features.quality import _nanmedian_rows
+
+    rng = np.random.default_rng(0)
+    for trial in range(300):
+        a = rng.standard_normal((int(rng.integers(1, 6)), int(rng.integers(1, 25))))
+        a[rng.random(a.shape) < 0.3] = np.nan
+        if trial % 7 == 0:
+            a[0] = np.nan                                                # an all-NaN row: NaN
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            ref = np.nanmedian(a, axis=1)
+        assert np.array_equal(_nanmedian_rows(a), ref, equal_nan=True), a
+
+
 def test_each_bar_is_measured_from_its_pre_close_and_a_limit_move_is_shown_as_context():
     x = _series()
     sigma = 1.4826 * 0.01
