@@ -54,9 +54,16 @@ def convert(
                                            "windows.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="TensorRT: print the trtexec command instead of "
                                           "building.")] = False,
+    watchdog: Annotated[bool, typer.Option("--watchdog/--no-watchdog", help="RKNN: also convert the gateway's "
+                                           "watchdog model, when the set has one.")] = True,
     json_out: JsonOpt = False,
 ) -> None:
     """Convert exported ONNX models: TensorRT engines (FP16/INT8) or RKNN models (checked in the simulator).
+
+    RKNN also converts the set's watchdog (rknn/watchdog.rknn, which the gateway on the board then
+    scores with): checked on what the gateway acts on, its flags at the set's threshold, on held-out
+    clean windows and faulty copies of them. A watchdog whose flags differ (float), or agree on fewer
+    than 98% of the windows (INT8), fails the command and leaves the model in place as it was.
 
     [bold]Examples[/]
 
@@ -70,7 +77,7 @@ def convert(
         folder = settings(artifacts_dir=artifacts).artifacts_dir
         gens = generator or ArtifactSet.open(folder).generators
         if to == "rknn":
-            from heqis.export.rknn_convert import convert_rknn
+            from heqis.export.rknn_convert import convert_rknn, convert_watchdog_rknn
 
             results = []
             for gid in gens:
@@ -81,8 +88,20 @@ def convert(
                                  f"Runtime max |diff|: return {r.reg_max_abs_diff:.2e}, class probabilities "
                                  f"{r.prob_max_abs_diff:.2e}, logits {r.cls_max_abs_diff:.2e} · direction "
                                  f"agreement {r.direction_agreement:.0%}", soft_wrap=True)
+            wd = None
+            if watchdog and ArtifactSet.open(folder, verify=False).manifest.get("watchdog"):
+                w = convert_watchdog_rknn(folder, target, quantize)
+                wd = w.to_dict()
+                if not json_out:
+                    kind = "INT8 (score tail float16)" if w.quantized else "float"
+                    stdout.print(f"watchdog: {w.path} · {kind} · simulator vs ONNX Runtime max |score diff| "
+                                 f"{w.max_abs_diff:.3g} ({w.max_rel_diff:.1e} of max(score, threshold); "
+                                 f"float tolerance {w.score_rtol:g}) · flag agreement at threshold "
+                                 f"{w.threshold:.2f}: {w.flag_agreement:.1%} (clean {w.clean_windows}: "
+                                 f"{w.clean_flag_agreement:.1%}, faulty {w.faulty_windows}: "
+                                 f"{w.faulty_flag_agreement:.1%})", soft_wrap=True)
             if json_out:
-                emit_json({"to": "rknn", "results": results})
+                emit_json({"to": "rknn", "results": results, "watchdog": wd})
             return
         from heqis.export.tensorrt_convert import convert_tensorrt
 
