@@ -49,6 +49,7 @@ bench: $(STAMP)  ## benchmarks: ours vs the peers, printed as ratios
 	$(BIN)/python benchmarks/train_step.py
 	$(BIN)/python benchmarks/backtest.py
 	$(BIN)/python benchmarks/backends.py
+	$(BIN)/python benchmarks/watchdog.py
 	$(BIN)/python benchmarks/data_import.py
 	$(BIN)/python benchmarks/research_cycle.py
 

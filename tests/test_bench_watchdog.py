@@ -50,3 +50,30 @@ def test_artifacts_and_data_dir_go_together(bench, tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         bench.main(["--artifacts", str(tmp_path)])
     assert exc.value.code == 2 and "--artifacts and --data-dir go together" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_heqis_bench_watchdog_on_an_exported_set(watchdog_export, sample_store):
+    from typer.testing import CliRunner
+
+    from heqis.cli import app
+
+    _, out = watchdog_export
+    args = ["bench", "watchdog", "-a", str(out), "-d", str(sample_store.root), "--bars", "40", "--rounds", "1"]
+    result = CliRunner().invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    r = json.loads(result.stdout)
+    assert r["bars"] == r["requests_compared"] == 40 and all(r[k] > 0 for k in MS_KEYS)
+    text = CliRunner().invoke(app, args)
+    assert text.exit_code == 0 and "model per window" in text.stdout and "target ≤ 0.3 ms" in text.stdout
+
+
+def test_heqis_bench_watchdog_without_a_watchdog_is_a_one_line_error(artifacts, sample_store):
+    from typer.testing import CliRunner
+
+    from heqis.cli import app
+
+    result = CliRunner().invoke(app, ["bench", "watchdog", "-a", str(artifacts), "-d", str(sample_store.root)])
+    assert result.exit_code == 1 and "has no watchdog.onnx" in result.output
+    assert "heqis train --watchdog" in result.output
+    assert "Traceback" not in result.output

@@ -160,11 +160,35 @@ def bench_runtime(
     show(result, json_out, "render_runtime_bench")
 
 
+def bench_watchdog(
+    ctx: typer.Context,
+    artifacts: ArtifactsOpt = None,
+    data_dir: DataDirOpt = None,
+    bars: Annotated[int, typer.Option(min=10, help="Replayed bars per round.")] = 2000,
+    rounds: Annotated[int, typer.Option(min=1, help="Interleaved rounds; the best of each side counts.")] = 7,
+    json_out: JsonOpt = False,
+) -> None:
+    """The gateway's data watchdog: the model's cost per window (ONNX Runtime, 1 thread, batch 1; target
+    ≤ 0.3 ms), the rules' per bar, and its share of the gateway's per-bar time (off vs warn, same bars).
+
+    Needs an artifact set with watchdog.onnx (heqis train --watchdog -o RUN, then heqis export RUN) and
+    the data store to replay. Outputs are checked equal before anything is timed.
+    """
+    from heqis.runtime.watchdog_bench import measure
+
+    with user_errors(ctx):
+        s = settings(artifacts_dir=artifacts, data_dir=data_dir)
+        result = measure(s.artifacts_dir, s.data_dir, bars, rounds)
+    show(result, json_out, "render_watchdog_bench")
+
+
 def register(app: typer.Typer) -> None:
     app.command(rich_help_panel=PANEL)(export)
     app.command(rich_help_panel=PANEL)(convert)
-    bench = typer.Typer(help="Benchmarks of the installed system: backends, and the runtime end to end.",
+    bench = typer.Typer(help="Benchmarks of the installed system: backends, the runtime end to end, and the "
+                        "gateway's data watchdog.",
                         no_args_is_help=True)
     bench.command("backends")(bench_backends)
     bench.command("runtime")(bench_runtime)
+    bench.command("watchdog")(bench_watchdog)
     app.add_typer(bench, name="bench", rich_help_panel=PANEL)

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 if TYPE_CHECKING:   # the renderers must import on edge installs too (no pandas there)
@@ -294,6 +295,12 @@ def render_runtime_bench(console: Console, r: dict) -> None:
     console.print(f"round trip / (ping-pong + brain work) = [bold]{r['overhead_ratio']:.2f}×[/] (goal ≤ 1.5×)")
     for row in r["throughput"]:
         console.print(f"{row['brains']} brain(s): max zero-loss throughput {row['windows_per_s']:,.0f} windows/s")
+
+
+def render_watchdog_bench(console: Console, r: dict) -> None:
+    from heqis.runtime.watchdog_bench import render
+
+    console.print(escape(render(r)), soft_wrap=True, highlight=False)
 
 
 def render_up(console: Console, result: dict) -> None:
