@@ -42,7 +42,6 @@ def main(job_path):
     if steps.get("export") == 0:
         steps["init_runtime"] = rknn.init_runtime()   # no target: the x86 simulator
     result.update(steps=steps, ok=all(v == 0 for v in steps.values()) and "init_runtime" in steps)
-    result["convert_seconds"] = round(time.time() - t0, 2)
     if result["ok"]:
         windows = np.load(job["windows"])
         got = [[] for _ in outputs]
