@@ -4,13 +4,14 @@
 trained without ``--watchdog``). A window (heqis.features.quality) scoring above ``threshold`` is a bar
 the model thinks is bad data; what to do with it (warn, hold) is the gateway's watchdog policy.
 
-Two backends, one interface (``backend`` says which): on an RK3568 board with rknn-toolkit-lite2
-installed and ``rknn/watchdog.rknn`` beside the set (``heqis convert --to rknn``, which checked its flags
-against ONNX Runtime in the simulator), the NPU scores, one window at a time (RKNN models are built
-for batch 1), and the gateway's CPU cores stay with its sockets and rules; anywhere else ONNX Runtime
-on one thread, as before. The .rknn file is not in the artifact set's manifest, so it is checked
-against its own record (rknn/manifest.json): its sha256, and the sha256 of the watchdog.onnx it was
-converted from, which must be this set's — a model converted from another export is refused, not used.
+Two backends, one interface (``backend``, "onnxruntime" or "rknnlite", says which): on an RK3568
+board with rknn-toolkit-lite2 installed and ``rknn/watchdog.rknn`` beside the set (``heqis convert --to
+rknn``, which checked its flags against ONNX Runtime in the simulator), the NPU scores, one window at a
+time (RKNN models are built for batch 1), and the gateway's CPU cores stay with its sockets and rules;
+anywhere else ONNX Runtime on one thread, as before. The .rknn file is not in the artifact set's
+manifest, so it is checked against its own record (rknn/manifest.json): its sha256, and the sha256 of
+the watchdog.onnx it was converted from, which must be this set's — a model converted from another
+export is refused, not used.
 numpy and onnxruntime (or rknnlite) only: this runs on the boards.
 """
 
@@ -40,7 +41,8 @@ class WatchdogModel:
         self.threshold = float(threshold)
         self.info = info
         self.names = names
-        self.backend = backend          # "onnxruntime" | "rknn" (the gateway reports it in its status)
+        # "onnxruntime" | "rknnlite": the gateway reports it in status and telemetry, the console shows it
+        self.backend = backend
 
     @classmethod
     def open(cls, artifacts: ArtifactSet) -> WatchdogModel | None:
@@ -59,7 +61,7 @@ class WatchdogModel:
         window = int(info.get("window", 20))
         rknn = rknn_model(artifacts, info) if rknnlite_available() else None
         if rknn is not None:  # pragma: no cover - needs the board's NPU runtime
-            return cls(RknnLiteSession(rknn), window, float(info["threshold"]), dict(info), names, "rknn")
+            return cls(RknnLiteSession(rknn), window, float(info["threshold"]), dict(info), names, "rknnlite")
         import onnxruntime as ort
 
         opts = ort.SessionOptions()
