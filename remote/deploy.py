@@ -444,6 +444,26 @@ class Bundle:
     gateway: dict[str, Path]
 
 
+def rknn_files(root: Path) -> dict[str, Path]:
+    """The set's converted RKNN models (``heqis convert --to rknn``) and their record, for the boards'
+    NPU (the gateway's watchdog loads rknn/watchdog.rknn only with a matching record): each model the
+    record names, from the set's rknn/ folder; none when the set was never converted."""
+    record = root / "rknn" / "manifest.json"
+    if not record.is_file():
+        return {}
+    try:
+        entries = json.loads(record.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise HeqisError(f"{record}: unreadable RKNN record", hint="re-run heqis convert --to rknn") from None
+    out = {"artifacts/rknn/manifest.json": record}
+    for entry in entries.values() if isinstance(entries, dict) else ():
+        name = Path(str(entry.get("path", ""))).name if isinstance(entry, dict) else ""
+        model = root / "rknn" / name
+        if name.endswith(".rknn") and model.is_file() and not model.is_symlink():
+            out[f"artifacts/rknn/{name}"] = model
+    return out
+
+
 def make_bundle(cfg: FleetConfig, machine: str, python: str, workdir: Path) -> Bundle:
     from heqis.runtime.replay_pack import store_arrays, write_pack
 
@@ -456,6 +476,7 @@ def make_bundle(cfg: FleetConfig, machine: str, python: str, workdir: Path) -> B
     for name in arts.manifest["files"]:
         common[f"artifacts/{name}"] = artifact_path(arts.root, name, contained=True)   # no symlink out of it
     common["artifacts/manifest.json"] = Path(cfg.fleet.artifacts) / "manifest.json"
+    common.update(rknn_files(arts.root))
     pack = workdir / "replay.npz"
     if not pack.exists() or pack.stat().st_mtime < (Path(cfg.fleet.data_dir) / "manifest.json").stat().st_mtime:
         write_pack(store_arrays(cfg.fleet.data_dir), pack)

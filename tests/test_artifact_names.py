@@ -121,3 +121,29 @@ def test_the_deploy_refuses_them_again(tampered, tmp_path):
         with pytest.raises(HeqisError, match="refusing to ship"):
             release_name(bad)
     assert release_name("artifacts/model_G1.onnx") == "artifacts/model_G1.onnx"
+
+
+def test_the_converted_rknn_models_and_their_record_are_shipped(tmp_path):
+    """heqis up carries rknn/ (the gateway's watchdog loads rknn/watchdog.rknn only with its record):
+    the models the record names, by their base name in rknn/, never a path it points elsewhere."""
+    from heqis_remote.deploy import release_name, rknn_files
+
+    assert rknn_files(tmp_path) == {}                                   # never converted: nothing
+    rk = tmp_path / "rknn"
+    rk.mkdir()
+    (rk / "watchdog.rknn").write_bytes(b"npu")
+    (rk / "model_G1.rknn").write_bytes(b"npu")
+    (tmp_path.parent / "outside.rknn").write_bytes(b"x")
+    (rk / "linked.rknn").symlink_to(tmp_path.parent / "outside.rknn")
+    (rk / "manifest.json").write_text(json.dumps({
+        "watchdog": {"path": "/research/deploy_output/rknn/watchdog.rknn", "sha256": "ab"},
+        "G1": {"path": "rknn/model_G1.rknn"}, "G2": {"path": "rknn/missing.rknn"},
+        "G3": {"path": "../../etc/passwd"}, "G4": {"path": "linked.rknn"}}))
+    files = rknn_files(tmp_path)
+    assert files == {"artifacts/rknn/manifest.json": rk / "manifest.json",
+                     "artifacts/rknn/watchdog.rknn": rk / "watchdog.rknn",
+                     "artifacts/rknn/model_G1.rknn": rk / "model_G1.rknn"}
+    assert all(release_name(n) == n for n in files)
+    (rk / "manifest.json").write_text("{not json")
+    with pytest.raises(HeqisError, match="unreadable RKNN record"):
+        rknn_files(tmp_path)
