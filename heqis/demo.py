@@ -1,11 +1,11 @@
 """``heqis demo``: the whole chain on the bundled synthetic data.
 
-data (sample source) → train (tiny preset) → backtest (chosen on select, reported on test) → export
-(ONNX, checked against torch) into ``heqis-demo/deploy_output`` → a local fleet (gateway + brain
-processes, ``heqis up --local``) replaying the sample data's second half of 2024 → the console. A
-run from an earlier demo on the same data is reused, so a second ``make demo`` is quick; anything
-else in the demo folder is rebuilt, a fleet left by an earlier demo is stopped first, and the
-replay runs again even where signals are stored (they are not stored twice).
+data (sample source) → train (tiny preset, and the gateway's data watchdog) → backtest (chosen on
+select, reported on test) → export (ONNX, checked against torch) into ``heqis-demo/deploy_output`` →
+a local fleet (gateway + brain processes, ``heqis up --local``) replaying the sample data's second
+half of 2024 → the console. A run from an earlier demo on the same data is reused, so a second
+``make demo`` is quick; anything else in the demo folder is rebuilt, a fleet left by an earlier demo
+is stopped first, and the replay runs again even where signals are stored (they are not stored twice).
 """
 
 from __future__ import annotations
@@ -100,6 +100,7 @@ def run_demo(root: Path, settings: Settings, stage: Stage = _no_stage, on_epoch:
     from heqis.backtest.run import backtest_run
     from heqis.export.onnx_export import export_run
     from heqis.train.run import TrainRequest, run_train
+    from heqis.train.watchdog import load_watchdog, train_watchdog
 
     with stage("demo 1/4: data (sample)") as progress:
         data = run_data(DataRequest(source="sample", data_dir=root / "data", bundled_watchlist=True), settings,
@@ -118,6 +119,8 @@ def run_demo(root: Path, settings: Settings, stage: Stage = _no_stage, on_epoch:
             shutil.rmtree(run_dir, ignore_errors=True)
             train = run_train(TrainRequest(data_dir=root / "data", preset="tiny", out=run_dir), on_epoch=on_epoch,
                               log=log).to_dict()
+        if load_watchdog(run_dir) is None:     # the gateway's data watchdog rides along (a few seconds)
+            train["watchdog"] = train_watchdog(run_dir, data_dir=root / "data", log=log).to_dict()
     with stage("demo 3/4: backtest") as progress:
         bt = backtest_run(run_dir, root / "data", progress=progress)
     with stage("demo 4/4: export") as progress:

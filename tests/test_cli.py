@@ -84,6 +84,8 @@ def test_demo_headless_prints_summary_and_leaves_a_fleet_for_status(isolated):
                     "counters"} <= set(node)
             assert node["alive"] is True
         assert doc["nodes"][0]["counters"]["signals"] > 0
+        assert "watchdog: " in proc.stdout and "threshold" in proc.stdout        # trained with the run
+        assert doc["nodes"][0]["watchdog"]["model"] == "onnxruntime"              # and on the gateway
         for stage in ("demo 1/4: data (sample)", "demo 2/4: train (tiny preset)", "demo 3/4: backtest",
                       "demo 4/4: export", "demo: local fleet"):                  # headless: a line as each stage
             assert f"{stage} …" in proc.stderr and f"{stage}: done in" in proc.stderr, stage   # starts and ends

@@ -57,6 +57,8 @@ def demo(
     render.render_data_result(stdout, result.data)
     stdout.rule("[bold]HEQIS demo[/] · step 2/6: train (tiny preset)")
     render.render_train_result(stdout, result.train)
+    if result.train.get("watchdog"):
+        stdout.print(escape(render.watchdog_trained_line(result.train["watchdog"])), soft_wrap=True)
     stdout.rule("[bold]HEQIS demo[/] · step 3/6: backtest")
     render.render_backtest_result(stdout, result.backtest)
     stdout.rule("[bold]HEQIS demo[/] · step 4/6: export")

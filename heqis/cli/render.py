@@ -297,6 +297,13 @@ def render_runtime_bench(console: Console, r: dict) -> None:
         console.print(f"{row['brains']} brain(s): max zero-loss throughput {row['windows_per_s']:,.0f} windows/s")
 
 
+def watchdog_trained_line(wd: dict, alone: bool = False) -> str:
+    """A trained watchdog (heqis.train.watchdog.WatchdogResult) in one line."""
+    return (f"watchdog: {wd['run_dir']}/watchdog.pt · threshold {wd['threshold']:.3f} (fpr {wd['fpr']:g} on "
+            f"{wd['val_windows']} val windows) · {wd['train_windows']} train windows · {wd['seconds']:.1f}s"
+            + (" · generators untouched" if alone else ""))
+
+
 def render_watchdog_bench(console: Console, r: dict) -> None:
     from heqis.runtime.watchdog_bench import render
 

@@ -318,9 +318,9 @@ def _show_watchdog(wd: dict[str, Any], json_out: bool, alone: bool) -> None:
 
         emit_json({"watchdog": wd})
         return
-    stdout.print(f"watchdog: {escape(wd['run_dir'])}/watchdog.pt · threshold {wd['threshold']:.3f} (fpr "
-                 f"{wd['fpr']:g} on {wd['val_windows']} val windows) · {wd['train_windows']} train windows · "
-                 f"{wd['seconds']:.1f}s" + (" · generators untouched" if alone else ""), soft_wrap=True)
+    from heqis.cli.render import watchdog_trained_line
+
+    stdout.print(escape(watchdog_trained_line(wd, alone)), soft_wrap=True)
 
 
 def _finished_run(out: Path) -> bool:
