@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from heqis.errors import HeqisError
-from heqis.fileio import read_json, sha256_file, write_json
+from heqis.fileio import atomic_write, read_json, sha256_file, write_json
 from heqis.formats.artifacts import ArtifactSet, artifact_path
 
 TARGETS = ("rk3566", "rk3568", "rk3588", "rk3562", "rk3576")
@@ -239,7 +239,7 @@ def convert_watchdog_rknn(artifact_dir: Path, target: str = "rk3568", quantize: 
                              hint=f"see {out_dir / LOG}" + ("" if not quantize else
                                                             "; the unquantized model (without --quantize) "
                                                             "keeps the flags"))
-        os.replace(partial, out)
+        atomic_write(out, partial.read_bytes())     # the one atomic write (heqis.fileio); a few hundred KB
     finally:
         partial.unlink(missing_ok=True)
     record(out_dir, "watchdog", {**res.to_dict(), "sha256": sha256_file(out), "onnx_sha256": sha256_file(onnx_path)})
