@@ -4,6 +4,7 @@ false-positive rate and the recall per fault kind on a synthetic store, and the 
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -231,6 +232,21 @@ def test_an_artifact_set_without_a_watchdog_has_none_and_an_altered_one_is_refus
             WatchdogModel.open(arts)
     finally:
         path.write_bytes(original)
+
+
+def test_a_watchdog_trained_on_other_columns_is_refused_with_the_commands_to_fix_it(exported, tmp_path):
+    from heqis.errors import HeqisError
+    from heqis.formats.artifacts import ArtifactSet
+    from heqis.runtime.watchdog_model import WatchdogModel
+
+    old = tmp_path / "old"
+    shutil.copytree(exported[1], old)
+    doc = json.loads((old / "manifest.json").read_text())
+    doc["watchdog"]["columns"] = list(QUALITY_COLUMNS[:5])          # an export from before limit_move
+    (old / "manifest.json").write_text(json.dumps(doc))
+    with pytest.raises(HeqisError, match="trained on other columns") as err:
+        WatchdogModel.open(ArtifactSet.open(old))
+    assert "heqis train --watchdog -o RUN" in str(err.value) and "heqis export RUN" in str(err.value)
 
 
 @pytest.mark.parametrize("args", [["--watchdog-fpr", "0.01"], ["--watchdog", "--search", "2"],

@@ -54,7 +54,9 @@ class WatchdogModel:
                              hint="re-run heqis export")
         if tuple(info.get("columns") or QUALITY_COLUMNS) != QUALITY_COLUMNS:
             raise HeqisError(f"{artifacts.root}: the watchdog was trained on other columns "
-                             f"({', '.join(info.get('columns') or [])})", hint="retrain and re-export it")
+                             f"({', '.join(info.get('columns') or [])}; this version reads "
+                             f"{', '.join(QUALITY_COLUMNS)})",
+                             hint="retrain it (heqis train --watchdog -o RUN) and re-export (heqis export RUN)")
         artifacts.verify([info["onnx"]])
         io = info.get("io") or {}
         names = (io.get("input", "window"), io.get("output", "score"))
