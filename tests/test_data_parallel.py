@@ -99,7 +99,10 @@ def test_an_interrupted_run_resumes_without_losing_or_duplicating_a_symbol(tmp_p
     cmd = [sys.executable, "-m", "heqis", "data", "-s", "synthetic", "--symbols", str(SYMBOLS), "--years", "1",
            "--workers", "1", "-d", str(root), "--json"]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # a job started in the background (`make test &`) inherits SIGINT ignored, and a Python started so
+    # never installs its KeyboardInterrupt handler: give the run the terminal's default, as a user's has
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     journal = root / ".partial" / "journal.jsonl"
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and proc.poll() is None:
