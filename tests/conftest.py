@@ -103,3 +103,19 @@ def watchdog_export(tiny_run, tmp_path_factory):
     out = base / "deploy_output"
     export_run(run, out=out)
     return run, out
+
+
+@pytest.fixture(scope="session")
+def watchdog_panel(tmp_path_factory):
+    """A SYNTHETIC store of 50 symbols x 3 years and a watchdog trained on it at the default 0.5%
+    calibration: (store root, watchdog run folder, WatchdogResult)."""
+    import torch
+
+    from heqis.train.watchdog import WatchdogConfig, train_watchdog
+
+    torch.set_num_threads(1)
+    base = tmp_path_factory.mktemp("watchdog")
+    root = base / "store"
+    run_data(DataRequest(source="synthetic", data_dir=root, symbols=50, years=3, workers=1), load_settings())
+    result = train_watchdog(base / "wd", data_dir=root, config=WatchdogConfig(epochs=8))
+    return root, base / "wd", result

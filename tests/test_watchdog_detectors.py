@@ -118,13 +118,9 @@ def check_rules(table) -> None:
 
 
 @pytest.fixture(scope="module")
-def synthetic(tmp_path_factory):
-    torch.set_num_threads(1)
-    base = tmp_path_factory.mktemp("wd-detect")
-    root = base / "store"
-    run_data(DataRequest(source="synthetic", data_dir=root, symbols=50, years=3, workers=1), load_settings())
-    train_watchdog(base / "wd", data_dir=root, config=WatchdogConfig(epochs=8, fpr=FPR))
-    model, doc = load_watchdog(base / "wd")
+def synthetic(watchdog_panel):
+    root, run, _ = watchdog_panel
+    model, doc = load_watchdog(run)
     arrays = store_arrays(root)
     return arrays, split_segments(DataStore(root).sessions()), model, doc
 

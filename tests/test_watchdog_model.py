@@ -11,8 +11,6 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from heqis.config import load_settings
-from heqis.data.pipeline import DataRequest, run_data
 from heqis.data.store import DataStore
 from heqis.features.quality import CLIP, QUALITY_COLUMNS, quality_window, quality_windows
 from heqis.features.windows import split_segments
@@ -124,14 +122,9 @@ def inject(ohlcv: np.ndarray, t: int, kind: str, sigma: float) -> np.ndarray:
 KINDS = ("price x10", "price /10", "volume x1000", "spike +8σ (bar)", "spike +8σ (close)")
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    torch.set_num_threads(1)
-    base = tmp_path_factory.mktemp("watchdog")
-    root = base / "store"
-    run_data(DataRequest(source="synthetic", data_dir=root, symbols=50, years=3, workers=1), load_settings())
-    run = base / "wd"
-    result = train_watchdog(run, data_dir=root, config=WatchdogConfig(epochs=8))
+@pytest.fixture
+def trained(watchdog_panel):
+    root, run, result = watchdog_panel
     return DataStore(root), run, result
 
 
