@@ -296,7 +296,8 @@ def node_argv(cfg: FleetConfig, h: HostSpec, venv: str, wd: str) -> list[str]:
         if b.reset_command:
             argv += ["--target-reset", f"{b.name}={b.reset_command}"]
     argv += ["--source", "replay", "--replay-pack", f"{wd}/current/replay.npz", "--artifacts",
-             f"{wd}/current/artifacts", "--db", f"{wd}/data/signals.sqlite", "--rate", str(cfg.fleet.replay_rate)]
+             f"{wd}/current/artifacts", "--db", f"{wd}/data/signals.sqlite", "--rate", str(cfg.fleet.replay_rate),
+             "--watchdog", cfg.fleet.watchdog]
     if cfg.fleet.replay_start:
         argv += ["--start", cfg.fleet.replay_start.isoformat()]
     return [*argv, "--fleet", cfg.fleet.name, "--bind", h.host, "--telemetry-port", str(cfg.fleet.telemetry_port),

@@ -109,6 +109,7 @@ class FleetSection(BaseModel):
     insecure: bool = False                       # allow plain TCP beyond loopback (not recommended)
     replay_start: date | None = None
     replay_rate: float = Field(0.0, ge=0)
+    watchdog: Literal["warn", "hold", "off"] = "warn"   # the gateway's data watchdog policy (heqis gateway --watchdog)
     telemetry_port: int = Field(5560, ge=1, le=65535)
     control_port: int = Field(5561, ge=1, le=65535)
     ws_port: int = Field(8765, ge=0, le=65535)

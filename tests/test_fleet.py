@@ -233,6 +233,22 @@ def test_fleet_toml_errors_name_the_key(tmp_path):
     check(head + gw.replace('user = "heqis"\n', ""), r"hosts\[0\]\.user: Field required")
     check('[fleet]\nname = "lab"\ncolour = "red"\n' + gw, r"fleet\.colour: Extra inputs are not permitted")
     check("not toml [", "not valid TOML")
+    check('[fleet]\nname = "lab"\nwatchdog = "block"\n' + gw,
+          r"fleet\.watchdog: Input should be 'warn', 'hold' or 'off'")
+
+
+def test_the_fleet_gateway_runs_the_watchdog_policy_fleet_toml_names(tmp_path):
+    from heqis_remote.deploy import node_argv
+    from heqis_remote.fleet import load_fleet
+
+    gw = '[[hosts]]\nname = "rk"\nrole = "gateway"\nhost = "192.0.2.10"\nuser = "heqis"\n'
+    brain = '[[hosts]]\nname = "orin"\nrole = "brain"\nhost = "192.0.2.11"\nuser = "heqis"\n'
+    for line, policy in (("", "warn"), ('watchdog = "hold"\n', "hold"), ('watchdog = "off"\n', "off")):
+        (tmp_path / "fleet.toml").write_text('[fleet]\nname = "lab"\n' + line + gw + brain)
+        cfg = load_fleet(tmp_path / "fleet.toml")
+        argv = node_argv(cfg, cfg.gateway, "/srv/heqis/venvs/x", "/srv/heqis")
+        assert argv[argv.index("--watchdog") + 1] == policy
+        assert "--watchdog" not in node_argv(cfg, cfg.brains[0], "/srv/heqis/venvs/x", "/srv/heqis")
 
 
 def test_start_and_stop_scripts_and_systemd_unit():

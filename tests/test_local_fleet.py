@@ -62,13 +62,14 @@ def test_two_fleets_side_by_side_and_a_third_on_a_taken_port(tmp_path, artifacts
     try:
         assert up(a, artifacts, sample_store.root, base_a).returncode == 0
         base_b = free_ports(8)
-        proc_b = up(b, artifacts, sample_store.root, base_b, "--json")
+        proc_b = up(b, artifacts, sample_store.root, base_b, "--json", "--watchdog", "hold")
         assert proc_b.returncode == 0, proc_b.stderr
-        for where in (a, b):
+        for where, policy in ((a, "warn"), (b, "hold")):
             doc = json.loads(run("status", "--json", cwd=where).stdout)
             pids = {n["pid"] for n in doc["nodes"]}
             assert pids == recorded_pids(where) and doc["dir"] == str(where.resolve())
             assert all(n["alive"] for n in doc["nodes"])
+            assert doc["nodes"][0]["watchdog"]["policy"] == policy             # --watchdog reaches the gateway
         assert not recorded_pids(a) & recorded_pids(b)
         assert read_state(b / STATE_FILE)["ports"]["telemetry"] == base_b
         # a third fleet on the first one's ports: one line naming the port and the other fleet's directory

@@ -321,6 +321,9 @@ def up(
                                                 "0 = off).")] = None,
     brain_port: Annotated[int | None, typer.Option(min=1, max=65534, help="--local: brain 1's port; brain i takes "
                                                    "this + 2(i-1) and +1 (default base+3).")] = None,
+    watchdog: Annotated[Literal["warn", "hold", "off"], typer.Option(
+        help="--local: the gateway's data watchdog policy, as heqis gateway --watchdog (an SSH fleet sets it "
+             "in fleet.toml: [fleet] watchdog).")] = "warn",
     json_out: JsonOpt = False,
 ) -> None:
     """Bring the fleet up: over SSH from fleet.toml (idempotent), or --local on this machine.
@@ -344,7 +347,8 @@ def up(
             doc = up_local_fleet(artifacts, data_dir, brains, backend, rate, day(start), day(end), day(replay_from),
                                  parse_symbols(symbols),
                                  {"base_port": base_port, "telemetry_port": telemetry_port,
-                                  "control_port": control_port, "ws_port": ws_port, "brain_port": brain_port})
+                                  "control_port": control_port, "ws_port": ws_port, "brain_port": brain_port},
+                                 watchdog)
             show(doc, json_out, "render_status")
             return
         from heqis_remote.deploy import rollback_fleet, up_fleet
@@ -365,7 +369,7 @@ def up(
 
 def up_local_fleet(artifacts: Path | None, data_dir: Path | None, brains: int, backend: str, rate: float,
                    start: Any, end: Any, replay_from: Any, symbols: list[str] | None,
-                   ports: dict[str, int | None]) -> dict[str, Any]:
+                   ports: dict[str, int | None], watchdog: str = "warn") -> dict[str, Any]:
     """``heqis up --local`` with settings applied (also what ``heqis demo`` calls)."""
     from heqis.runtime.local_fleet import LocalFleetRequest, port_layout, up_local
 
@@ -375,7 +379,7 @@ def up_local_fleet(artifacts: Path | None, data_dir: Path | None, brains: int, b
     iso = {k: v.isoformat() if v else None for k, v in (("start", start), ("end", end), ("from", replay_from))}
     return up_local(LocalFleetRequest(artifacts=s.artifacts_dir, data_dir=s.data_dir, brains=brains, ports=layout,
                                       backend=backend, rate=rate, start=iso["start"], end=iso["end"],
-                                      replay_from=iso["from"], symbols=symbols))
+                                      replay_from=iso["from"], symbols=symbols, watchdog=watchdog))
 
 
 def status(

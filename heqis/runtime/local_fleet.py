@@ -239,6 +239,7 @@ class LocalFleetRequest:
     ring: int = 4096
     wait_s: float = 120.0
     exit_when_done: bool = False
+    watchdog: str = "warn"              # the gateway's data watchdog policy (heqis.runtime.watchdog.POLICIES)
 
 
 def _commands(req: LocalFleetRequest, state_file: Path) -> tuple[list[dict[str, Any]], list[str]]:
@@ -255,7 +256,7 @@ def _commands(req: LocalFleetRequest, state_file: Path) -> tuple[list[dict[str, 
           "--artifacts", str(req.artifacts.resolve()), "--db", str(req.db.resolve()),
           "--state-file", str(state_file.resolve()), "--rate", str(req.rate),
           "--telemetry-port", str(req.ports.telemetry), "--control-port", str(req.ports.control),
-          "--ws-port", str(req.ports.ws), "--ring", str(req.ring), "--reset", "local"]
+          "--ws-port", str(req.ports.ws), "--ring", str(req.ring), "--reset", "local", "--watchdog", req.watchdog]
     for b in brains:
         gw += ["--target", f"{b['name']}@127.0.0.1:{b['port']}"]
     for flag, value in (("--start", req.start), ("--end", req.end), ("--replay-from", req.replay_from)):
