@@ -100,7 +100,7 @@ def run_demo(root: Path, settings: Settings, stage: Stage = _no_stage, on_epoch:
     from heqis.backtest.run import backtest_run
     from heqis.export.onnx_export import export_run
     from heqis.train.run import TrainRequest, run_train
-    from heqis.train.watchdog import load_watchdog, train_watchdog
+    from heqis.train.watchdog import WATCHDOG_JSON, train_watchdog
 
     with stage("demo 1/4: data (sample)") as progress:
         data = run_data(DataRequest(source="sample", data_dir=root / "data", bundled_watchlist=True), settings,
@@ -119,7 +119,7 @@ def run_demo(root: Path, settings: Settings, stage: Stage = _no_stage, on_epoch:
             shutil.rmtree(run_dir, ignore_errors=True)
             train = run_train(TrainRequest(data_dir=root / "data", preset="tiny", out=run_dir), on_epoch=on_epoch,
                               log=log).to_dict()
-        if load_watchdog(run_dir) is None:     # the gateway's data watchdog rides along (a few seconds)
+        if not (run_dir / WATCHDOG_JSON).exists():     # the gateway's data watchdog rides along (a few seconds)
             train["watchdog"] = train_watchdog(run_dir, data_dir=root / "data", log=log).to_dict()
     with stage("demo 3/4: backtest") as progress:
         bt = backtest_run(run_dir, root / "data", progress=progress)

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from heqis.errors import HeqisError
-from heqis.fileio import sha256_file
+from heqis.fileio import read_json, sha256_file
 from heqis.formats.artifacts import ArtifactSet, artifact_path, check_artifact_name
 from heqis_remote.executor import SSHExecutor, StepFailed
 from heqis_remote.fleet import FleetConfig, HostSpec
@@ -452,10 +452,7 @@ def rknn_files(root: Path) -> dict[str, Path]:
     record = root / "rknn" / "manifest.json"
     if not record.is_file():
         return {}
-    try:
-        entries = json.loads(record.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        raise HeqisError(f"{record}: unreadable RKNN record", hint="re-run heqis convert --to rknn") from None
+    entries = read_json(record, "RKNN record", hint="re-run heqis convert --to rknn")
     out = {"artifacts/rknn/manifest.json": record}
     for entry in entries.values() if isinstance(entries, dict) else ():
         name = Path(str(entry.get("path", ""))).name if isinstance(entry, dict) else ""

@@ -145,5 +145,5 @@ def test_the_converted_rknn_models_and_their_record_are_shipped(tmp_path):
                      "artifacts/rknn/model_G1.rknn": rk / "model_G1.rknn"}
     assert all(release_name(n) == n for n in files)
     (rk / "manifest.json").write_text("{not json")
-    with pytest.raises(HeqisError, match="unreadable RKNN record"):
+    with pytest.raises(HeqisError, match="RKNN record is not valid JSON"):
         rknn_files(tmp_path)
