@@ -50,6 +50,7 @@ class TrainRequest:
     overrides: dict[str, Any] = field(default_factory=dict)   # preset fields (tests, experiments)
     params: dict[str, Any] = field(default_factory=dict)      # lr / hidden / window (--params, --from-search)
     params_from: dict[str, Any] | None = None                 # where they came from, for the manifest
+    segments: Segments | None = None                          # explicit segment dates (walk-forward folds)
 
 
 @dataclass
@@ -144,7 +145,7 @@ def run_train(req: TrainRequest, on_epoch: Callable[[EpochReport, MultiGANTraine
         preset = apply_params(preset, req.params)
         seed = req.seed
         symbols = _select_symbols(store, req.symbols)
-        segments = None
+        segments = req.segments
     device = resolve_device(req.device)
 
     bars = {s: store.read_bars(s) for s in symbols}
