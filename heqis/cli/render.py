@@ -325,3 +325,69 @@ def render_up(console: Console, result: dict) -> None:
     console.print(grid)
     if result["status"]:
         render_status(console, result["status"])
+
+
+def _pm(mean: float | None, std: float | None, fmt: str) -> str:
+    if mean is None:
+        return "—"
+    return f"{mean:{fmt}}" + ("" if std is None else f" ± {std:{fmt.lstrip('+')}}")
+
+
+def _pval(p: float | None) -> str:
+    return "—" if p is None else f"{p:.3f}" if p >= 0.001 else f"{p:.0e}"
+
+
+def render_compare(console: Console, result: dict) -> None:
+    """``heqis compare``: the folds with their times, the model table, the paired tests, the verdict
+    (compare.md has every column: val and select dates, per-variant seconds, per-fold p-values)."""
+    c = result["config"]
+    k = len(result["folds"])
+    wide = console.width >= 110
+    folds = table(console, f"HEQIS compare · preset {c['preset']} · {k} walk-forward folds · {result['out']}")
+    for col in ("fold", "train", "val", "test", "days", "seconds"):
+        folds.add_column(col, justify="left" if col in ("train", "val", "test") else "right", no_wrap=True)
+    for f in result["folds"]:
+        s = f["segments"]
+        folds.add_row(str(f["fold"]), f"… {s['train'][1]}", f"{s['val'][0]} … {s['val'][1]}" if wide else s["val"][0],
+                      f"{s['test'][0]} … {s['test'][1]}", str(next(iter(f["variants"].values()))["days"]),
+                      f"{f['seconds']:.0f}")
+    console.print(folds)
+    grid = table(console, f"test segments · mean ± std over {k} folds · DM against a zero forecast, pooled")
+    columns = ["model", "MSE/0", "DM t", "p", "IC", *(["rank IC"] if wide else []), "b.acc"]
+    for col in columns:
+        grid.add_column(col, justify="left" if col == "model" else "right", no_wrap=True)
+    chosen = []
+    for r in result["rows"]:
+        if r.get("chosen"):
+            chosen.append(f"{r['variant']} {','.join(m or '—' for m in r['chosen'])}")
+        ic = [_pm(r["ic_mean_mean"], r["ic_mean_std"], "+.3f").replace(" ", "")]
+        if wide:
+            ic.append(_pm(r["rank_ic_mean_mean"], r["rank_ic_mean_std"], "+.3f").replace(" ", ""))
+        label = r["model"] if r["variant"] == "baseline" else f"{r['variant']} alone" if r["variant"] == r["model"] \
+            else f"{r['variant']} · {r['model']}"
+        grid.add_row(label,
+                     _pm(r["mse_ratio_zero_mean"], r["mse_ratio_zero_std"], ".4f").replace(" ", ""),
+                     _num(r["dm_t_pooled"], "+.2f") + _stars(r["dm_p_pooled"]), _pval(r["dm_p_pooled"]), *ic,
+                     _pm(r["balanced_acc_mean"], r["balanced_acc_std"], ".3f").replace(" ", ""))
+    console.print(grid)
+    if chosen:
+        console.print(f"[dim]val-best per fold: {escape('; '.join(chosen))}[/]", soft_wrap=True)
+    if result["pairs"]:
+        pairs = table(console, "paired · d = e²_A − e²_B a day (negative: A errs less)")
+        for col in ("A", "B", "d / e²_0", "DM t", "p", *(["p per fold"] if wide else []), "A lower"):
+            pairs.add_column(col, justify="left" if col in ("A", "B", "p per fold") else "right", no_wrap=True)
+        for p in result["pairs"]:
+            per = [",".join(_pval(x) for x in p["dm_p_folds"])] if wide else []
+            pairs.add_row(p["a"], p["b"], _num(p["rel_d_pooled"], "+.4f"),
+                          _num(p["dm_t_pooled"], "+.2f") + _stars(p["dm_p_pooled"]), _pval(p["dm_p_pooled"]), *per,
+                          f"{p['better_folds']}/{k}")
+        console.print(pairs)
+    if result.get("verdict"):
+        console.print(f"[bold]adversarial game:[/] {escape(result['verdict']['text'])}", soft_wrap=True)
+    n = result["counts"]
+    console.print(f"[dim]{n['trained']} trained, {n['resumed']} resumed, {n['skipped']} already finished · "
+                  f"{result['seconds']:.0f} s · * p < 0.05, ** p < 0.01 · pooled: DM on the test days of all folds "
+                  f"in a row (Newey–West) · {escape(str(Path(result['out']) / 'compare.md'))}, .csv, .json[/]",
+                  soft_wrap=True)
+    for note in result.get("notes", []):
+        console.print(f"[yellow]note:[/] {escape(note)}", soft_wrap=True)

@@ -177,8 +177,12 @@ def train(
                                               "same knowledge exchanges, no discriminators).")] = True,
     distill: Annotated[bool, typer.Option("--distill/--no-distill", help="Ablation: --no-distill skips the "
                                           "best → worst knowledge distillation.")] = True,
-    cross: Annotated[bool, typer.Option("--cross/--no-cross", help="Ablation: --no-cross skips the elites' "
-                                        "cross-finetuning.")] = True,
+    cross: Annotated[bool, typer.Option("--cross/--no-cross", help="Ablation: --no-cross skips the "
+                                        "cross-finetune step.")] = True,
+    game: Annotated[Literal["maa", "legacy"] | None, typer.Option(
+        "--game", help="The multi-agent game: maa (the default: each generator its own look-back, fakes "
+        "judged under their own predicted class, weights adapted to validation losses, best G against best "
+        "D kept only if validation improves) or legacy (the first trainer: one window, fixed weights).")] = None,
     class_weights: Annotated[Literal["balanced", "none"] | None, typer.Option(
         "--class-weights", help="Direction head's cross-entropy: balanced (weights from the train segment's "
         "classes, so always answering 'up' does not pay; the default) or none.")] = None,
@@ -204,6 +208,7 @@ def train(
       heqis train --from-search runs/s -o runs/best   # train the best trial
       heqis train --params best.json                  # lr, hidden, window
       heqis train --watchdog -o runs/exp1             # add the data-quality model to a finished run
+      heqis train --no-adversarial -o runs/sup        # ablation: the same schedule without the game
 
     [bold]Search from several machines[/]: the same data store on each, one database:
 
@@ -240,8 +245,9 @@ def train(
                           f"{'--search' if search else '--resume'}")
     ablations = {"generators": generators and [g.strip().upper() for g in generators.split(",") if g.strip()],
                  "adversarial": None if adversarial else False, "distill_every": None if distill else 0,
-                 "cross_every": None if cross else 0}
+                 "cross_every": None if cross else 0, "game": game}
     for name, flag, value in (("class weights", "--class-weights", class_weights), ("target", "--target", target),
+                              ("game", "--game", game),
                               ("generators", "--generators", generators),
                               ("schedule", "--no-adversarial", ablations["adversarial"]),
                               ("schedule", "--no-distill", ablations["distill_every"]),
@@ -474,6 +480,76 @@ def evaluate(
     show(result.to_dict(), json_out, "render_evaluation")
 
 
+def compare(
+    ctx: typer.Context,
+    data_dir: DataDirOpt = None,
+    preset: Annotated[Preset, typer.Option("--preset", "-p", help="The preset every run trains with (tiny: "
+                                           "minutes for the whole comparison on a laptop).")] = "tiny",
+    folds: Annotated[int, typer.Option("--folds", "-k", min=1, metavar="K", help="Walk-forward folds: K test "
+                                       "blocks that together cover the last 30% of the sessions; each fold "
+                                       "trains on everything before its val and select segments.")] = 3,
+    variants: Annotated[str | None, typer.Option("--variants", metavar="A,B", help="What to train per fold "
+                                                 "(default maa,supervised and each generator alone): maa, "
+                                                 "supervised (--no-adversarial), no-distill, no-cross, legacy "
+                                                 "(the first trainer's game), G1 … G4 (--generators G1).")] = None,
+    generators: Annotated[str | None, typer.Option("--generators", metavar="G1,G3", help="Use only these "
+                                                   "generators of the preset, in every variant (and only their "
+                                                   "single-generator variants).")] = None,
+    epochs: Annotated[int | None, typer.Option(min=1, metavar="N", help="Epochs per run (default: the "
+                                               "preset's); early stopping may end a run sooner.")] = None,
+    symbols: SymbolsOpt = None,
+    seed: Annotated[int, typer.Option(help="Seed of every run.")] = 3407,
+    out: Annotated[Path | None, typer.Option("--out", "-o", metavar="DIR", help="Output folder (default "
+                                             "runs/compare-<time>; \\[train] runs_dir). The same --out again "
+                                             "resumes: finished runs are not trained again.")] = None,
+    target: Annotated[Literal["close", "open"] | None, typer.Option(
+        "--target", help="What the models predict (as heqis train --target; default close).")] = None,
+    max_train_windows: Annotated[int | None, typer.Option("--max-train-windows", min=1, metavar="N", help="Use at "
+                                                          "most N train windows per run (overrides the "
+                                                          "preset's cap).")] = None,
+    device: Annotated[Device, typer.Option(help="auto (CUDA when present) | cpu | cuda.")] = "auto",
+    inference: Annotated[Literal["auto", "onnxruntime", "torch"], typer.Option(
+        help="Inference on the test segments: auto = torch on a GPU, else ONNX Runtime when installed.")] = "auto",
+    json_out: JsonOpt = False,
+) -> None:
+    """Compare MAA with supervised-only training, each generator alone and the baselines, over walk-forward folds.
+
+    Per fold and variant one ordinary run (OUT/fold-K/VARIANT: heqis evaluate and backtest work on
+    it), scored on the fold's test segment. The table: mean ± std over the folds of MSE/zero, IC,
+    rank IC and balanced accuracy; Diebold–Mariano against a zero forecast per fold and pooled over
+    all test days; paired DM tests of maa's ensemble against each variant (maa against supervised:
+    did the adversarial game help?). Writes OUT/compare.md, .csv, -pairs.csv and .json.
+
+    [bold]Examples[/]
+
+      heqis compare -o runs/cmp                     # tiny, 3 folds: maa, supervised, G1 … G4 alone
+      heqis compare -o runs/cmp5 --folds 5 --epochs 4 --variants maa,supervised
+      heqis compare -o runs/cmp13 --generators G1,G3  # maa and supervised of G1+G3, G1 and G3 alone
+      heqis compare -o runs/cmp                     # again: resumes, nothing finished is retrained
+    """
+    from heqis.evaluate.compare import CompareRequest, parse_variants, run_compare
+    from heqis.train.presets import get_preset
+
+    with user_errors(ctx):
+        s = settings(data_dir=data_dir)
+        subset = generators and [g.strip().upper() for g in generators.split(",") if g.strip()]
+        names = parse_variants(variants, get_preset(preset, generators=subset or None))
+        overrides = {k: v for k, v in (("window", s.features_window), ("flat_band", s.features_flat_band))
+                     if v is not None}
+        out_dir = out or s.train_runs_dir / f"compare-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+        req = CompareRequest(data_dir=s.data_dir, out=out_dir, preset=preset, folds=folds, variants=names,
+                             epochs=epochs, symbols=parse_symbols(symbols), seed=seed, device=device, target=target,
+                             max_train_windows=max_train_windows, generators=subset or None, overrides=overrides,
+                             inference=inference)
+        try:
+            result = run_compare(req, log=lambda line: None if json_out else dim_line(line))
+        except KeyboardInterrupt:
+            err.print(f"[yellow]interrupted[/]: finished runs are kept; resume with the same options and "
+                      f"[bold]--out {escape(str(out_dir))}[/]", soft_wrap=True)
+            raise typer.Exit(130) from None
+    show(result.to_dict(), json_out, "render_compare")
+
+
 def check_lookahead(
     ctx: typer.Context,
     run_dir: Annotated[Path, typer.Argument(metavar="RUN_DIR", help="Training run whose features and generators "
@@ -512,6 +588,7 @@ def register(app: typer.Typer) -> None:
     app.command(rich_help_panel=PANEL)(train)
     app.command(rich_help_panel=PANEL)(backtest)
     app.command(rich_help_panel=PANEL)(evaluate)
+    app.command(rich_help_panel=PANEL)(compare)
     check = typer.Typer(help="Guards for research code: look-ahead in features and signals.", no_args_is_help=True)
     check.command("lookahead")(check_lookahead)
     app.add_typer(check, name="check", rich_help_panel=PANEL)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -46,9 +46,12 @@ class EvaluationResult:
     segments: dict[str, dict[str, Any]]     # SEG → {"days", "symbols", "samples", "models": {NAME: metrics}}
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    # keep_samples: SEG → DataFrame, one row per sample (symbol, day: the target day, y, and each return
+    # forecast as "reg:NAME"); not part of the JSON
+    samples: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return asdict(replace(self, samples={}))
 
 
 @dataclass
@@ -56,6 +59,7 @@ class _Panel:
     """Pooled samples of one segment, in symbol-then-date order."""
 
     y: list[np.ndarray] = field(default_factory=list)
+    sym: list[str] = field(default_factory=list)       # the symbol of each appended block
     last: list[np.ndarray] = field(default_factory=list)
     day: list[np.ndarray] = field(default_factory=list)
     reg: dict[str, list[np.ndarray]] = field(default_factory=dict)
@@ -128,8 +132,11 @@ def _score(panel: _Panel, gids: list[str], train_mean: float, majority: int, fla
 
 def evaluate_run(run_dir: Path, segment: str = "val", data_dir: Path | None = None,
                  inference_backend: str = "auto",
-                 progress: Callable[[str, int, int], None] | None = None) -> EvaluationResult:
-    """Score every generator, the ensemble and the baselines of ``run_dir`` on ``segment``."""
+                 progress: Callable[[str, int, int], None] | None = None,
+                 keep_samples: bool = False) -> EvaluationResult:
+    """Score every generator, the ensemble and the baselines of ``run_dir`` on ``segment``;
+    ``keep_samples``: also return each segment's samples and forecasts (``EvaluationResult.samples``,
+    what ``heqis compare`` pairs two runs' losses with)."""
     t0 = time.monotonic()
     names = _segment_names(segment)
     progress = progress or (lambda what, done, total: None)
@@ -172,16 +179,17 @@ def evaluate_run(run_dir: Path, segment: str = "val", data_dir: Path | None = No
                 continue
             ends = ends[keep]
             px = bars[price].to_numpy(dtype=np.float64)
-            samples.append((ends, dates, y[keep], known[keep], px[ends] / px[ends - 1] - 1.0))
+            samples.append((code, ends, dates, y[keep], known[keep], px[ends] / px[ends - 1] - 1.0))
             needed.append(needed_inputs(scalers, bars, dates[ends], values))
         preds = predict_many(inference, scalers, needed) if needed else []
-        for (ends, dates, y, known, last), pred in zip(samples, preds, strict=True):
+        for (code, ends, dates, y, known, last), pred in zip(samples, preds, strict=True):
             for n in names:
                 sel = (known >= bounds[n][0]) & (known <= bounds[n][1])
                 if not sel.any():
                     continue
                 panel = panels[n]
                 panel.symbols += 1
+                panel.sym.append(code)
                 panel.y.append(y[sel])
                 panel.last.append(last[sel])
                 panel.day.append(known[sel])
@@ -204,4 +212,21 @@ def evaluate_run(run_dir: Path, segment: str = "val", data_dir: Path | None = No
         out[n] = _score(panels[n], gids, train_mean, majority, flat_band)
     if not out:
         raise HeqisError(f"{run_dir}: nothing to evaluate in {', '.join(names)}", hint="fetch a longer date range")
-    return EvaluationResult(str(run_dir), out, notes, round(time.monotonic() - t0, 2))
+    kept = {n: _samples_frame(panels[n], gids, train_mean) for n in out} if keep_samples else {}
+    return EvaluationResult(str(run_dir), out, notes, round(time.monotonic() - t0, 2), kept)
+
+
+def _samples_frame(panel: _Panel, gids: list[str], train_mean: float) -> pd.DataFrame:
+    """One row per sample: symbol, day (the target day), y, and every return forecast ("reg:NAME")."""
+    y = np.concatenate(panel.y)
+    frame = pd.DataFrame({
+        "symbol": np.repeat(np.asarray(panel.sym, dtype=object), [len(b) for b in panel.y]),
+        "day": np.concatenate(panel.day).astype("datetime64[ns]"), "y": y})
+    reg = {g: np.concatenate(panel.reg[g]) for g in gids}
+    for g in gids:
+        frame[f"reg:{g}"] = reg[g]
+    frame[f"reg:{ENSEMBLE}"] = np.mean([reg[g] for g in gids], axis=0)
+    frame["reg:zero"] = 0.0
+    frame["reg:train_mean"] = train_mean
+    frame["reg:last_value"] = np.concatenate(panel.last)
+    return frame
