@@ -81,7 +81,7 @@ def reference_adversarial_step(t, x, y, label, stats, n_batches) -> None:
         loss, _, _ = supervised_loss(reg, cls, y, label, p.mse_weight, p.ce_weight, t.class_weight)
         adv = sum(float(w[i, j]) * generator_adversarial_loss(t.discriminators[dj](ctx, reg, label))
                   for j, dj in enumerate(t.ids) if w[i, j] > 0)
-        total = loss + p.adv_weight * adv
+        total = loss + p.adversarial_weight * adv
         t.g_opt[gid].zero_grad()
         total.backward()
         t.g_opt[gid].step()

@@ -80,7 +80,14 @@ def test_run_directory_holds_what_the_issue_lists(short_run, sample_store):
         assert manifest["generators"][gid]["best_val_loss"] is not None
     assert manifest["best_generator"] in manifest["generators"]
     scaler = load_scaler(out)
-    assert scaler.inputs == MODEL_INPUTS and scaler.window == 60
+    assert scaler.inputs == MODEL_INPUTS and scaler.window == 20          # G1's own look-back (maa)
+    run = RunFolder.open(out)
+    own = {gid: Scaler.load(run.scaler_path(gid)) for gid in ("G1", "G2", "G3", "G4")}
+    assert {gid: s.window for gid, s in own.items()} == {"G1": 20, "G2": 40, "G3": 60, "G4": 60}
+    assert {run.scaler_path(gid).name for gid in own} == {"scaler_w20.json", "scaler_w40.json", "scaler_params.json"}
+    for s in own.values():      # one fit: the files differ in their window only
+        assert np.array_equal(s.x_scale, scaler.x_scale) and s.y_scale == scaler.y_scale
+    assert manifest["window"] == 60 and manifest["game"] == "maa"
     assert [scaler.fitted_on["start"], scaler.fitted_on["end"]] == manifest["segments"]["train"]
     rows = read_metrics(out)
     assert len([r for r in rows if r["phase"] in ("pretrain", "adversarial")]) == 5 * 4
@@ -96,7 +103,12 @@ def test_distillation_and_cross_finetune_run_at_their_intervals(short_run):
     assert [e["epoch"] for e in result.events] == [3, 4, 5]
     by_epoch = {int(r["epoch"]): r["weights"] for r in rows if r["generator"] == "G1"}
     assert by_epoch[2] == "1.000;0.000;0.000;0.000"    # warm-up: each generator faces its own D
-    assert by_epoch[3] == "0.250;0.250;0.250;0.250"    # then the average of all discriminators
+    # then (maa) every row softmax(-z) of the standardised validation losses of the epoch before
+    losses = np.array([float(r["val_loss"]) for r in rows if int(r["epoch"]) == 2])
+    z = (losses - losses.mean()) / losses.std()
+    expected = np.exp(-z) / np.exp(-z).sum()
+    assert by_epoch[3] == ";".join(f"{w:.3f}" for w in expected)
+    assert np.argmax([float(w) for w in by_epoch[3].split(";")]) == np.argmin(losses)
     assert {r["phase"] for r in rows if int(r["epoch"]) == 1} == {"pretrain"}
 
 
@@ -111,7 +123,7 @@ def test_checkpoint_round_trip_reproduces_the_validation_loss(short_run, sample_
     for gid, info in manifest["generators"].items():
         model = load_generator(out, gid)
         with torch.no_grad():
-            reg, cls = model(data.val.x)
+            reg, cls = model(data.val.x[:, -info["window"]:])      # its own look-back: the tail
         loss, _, _ = supervised_loss(reg, cls, data.val.y, data.val.cls, class_weight=weight)
         assert float(loss) == pytest.approx(info["best_val_loss"], abs=1e-5), gid
 

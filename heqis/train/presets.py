@@ -12,6 +12,13 @@ from typing import Any
 from heqis.errors import HeqisError
 
 CLASS_WEIGHTS = ("balanced", "none")
+# the multi-agent game (docs/architecture.md, "Training"): "maa" as MAA describes it — per-generator
+# look-back windows, fakes judged under their generator's own predicted class, a weighting matrix that
+# adapts to validation losses, best-G-against-best-D cross-finetuning kept only when validation improves;
+# "legacy" the first trainer's game (one window, true-label conditioning, fixed weights, mutual
+# distillation as the cross step), kept so that the two can be compared
+GAMES = ("maa", "legacy")
+ADV_WEIGHT = {"maa": 1.0, "legacy": 0.05}   # adv_weight when the preset leaves it unset
 
 
 @dataclass
@@ -34,19 +41,22 @@ class Preset:
     lr: float
     weight_decay: float = 1e-4
     d_lr: float | None = None
-    adv_weight: float = 0.05
+    adv_weight: float | None = None           # None: the game's (ADV_WEIGHT)
     mse_weight: float = 1.0
     ce_weight: float = 1.0
     distill_temperature: float = 2.0
     elites: int = 2
     context: int = 20                         # returns the discriminators see before the candidate
-    window: int = 60
+    window: int = 60                          # the longest look-back; "maa" generators name their own
     flat_band: float = 0.005
     max_train_windows: int | None = None      # subsample the train segment (tiny/CI only)
     max_val_windows: int | None = None        # validate on this many val windows, drawn with the seed
     adversarial: bool = True                  # False (--no-adversarial): every epoch supervised, no exchanges
     target: str = "close"                     # features.windows.TARGETS: close T→T+1 | open T+1→T+2
     class_weights: str = "balanced"           # direction CE (CLASS_WEIGHTS): "balanced" by train classes, "none"
+    game: str = "maa"                         # GAMES
+    weight_temperature: float = 1.0           # maa: W = softmax(-z / T), z the standardised validation losses
+    cross_steps: int = 20                     # maa: batches of the best-G-against-best-D round
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -54,17 +64,43 @@ class Preset:
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> Preset:
-        # a run recorded before class weights existed trained (and resumes) without them
-        return cls(**{"class_weights": "none", **raw})
+        # a run recorded before class weights (or the MAA game) existed trained — and resumes — without them
+        return cls(**{"class_weights": "none", "game": "legacy", "adv_weight": ADV_WEIGHT["legacy"], **raw})
+
+    @property
+    def adversarial_weight(self) -> float:
+        return float(self.adv_weight if self.adv_weight is not None else ADV_WEIGHT[self.game])
+
+    def windows(self) -> dict[str, int]:
+        """Each generator's look-back: its own ``window`` in the "maa" game, the preset's in "legacy"."""
+        if self.game == "legacy":
+            return {gid: self.window for gid in self.generators}
+        return {gid: int(spec.get("window", self.window)) for gid, spec in self.generators.items()}
+
+    @property
+    def longest_window(self) -> int:
+        """The windows the data is cut into: every generator reads its own tail of them."""
+        return max(self.windows().values())
+
+    def set_window(self, window: int) -> None:
+        """Set the longest look-back; the generators' own windows keep their proportions (at least 2)."""
+        old = self.longest_window
+        for spec in self.generators.values():
+            if "window" in spec:
+                spec["window"] = max(2, round(int(spec["window"]) * window / old))
+        self.window = int(window)
 
 
 def _generators(gru: int, lstm: int, lstm_layers: int, d_model: int, layers: int, heads: int, latent: int,
                 dropout: float) -> dict[str, dict[str, Any]]:
+    """The four generators; MAA's agents look back over different lengths: the GRU a month, the BiLSTM
+    two, the transformer and the latent-factor model (its CAE / t3-VAE encode the same window) three."""
     return {
-        "G1": {"kind": "gru", "hidden": gru, "layers": 1, "dropout": dropout},
-        "G2": {"kind": "bilstm", "hidden": lstm, "layers": lstm_layers, "dropout": dropout},
-        "G3": {"kind": "transformer", "d_model": d_model, "layers": layers, "heads": heads, "dropout": dropout},
-        "G4": {"kind": "latent", "hidden": latent, "dropout": dropout},
+        "G1": {"kind": "gru", "hidden": gru, "layers": 1, "dropout": dropout, "window": 20},
+        "G2": {"kind": "bilstm", "hidden": lstm, "layers": lstm_layers, "dropout": dropout, "window": 40},
+        "G3": {"kind": "transformer", "d_model": d_model, "layers": layers, "heads": heads, "dropout": dropout,
+               "window": 60},
+        "G4": {"kind": "latent", "hidden": latent, "dropout": dropout, "window": 60},
     }
 
 
@@ -104,11 +140,17 @@ def get_preset(name: str, **overrides: Any) -> Preset:
     if name not in PRESETS:
         raise HeqisError(f"unknown preset '{name}'", hint=f"use one of: {', '.join(PRESETS)}")
     preset = copy.deepcopy(PRESETS[name])
-    for key, value in overrides.items():
+    # the window first: it scales the generators' own windows, which a generator subset then keeps
+    for key, value in sorted(overrides.items(), key=lambda kv: kv[0] != "window"):
         if value is None:
             continue
         if not hasattr(preset, key):
             raise HeqisError(f"unknown preset field '{key}'")
+        if key == "game" and value not in GAMES:
+            raise HeqisError(f"unknown game '{value}'", hint=f"use one of: {', '.join(GAMES)}")
+        if key == "window":
+            preset.set_window(int(value))
+            continue
         if key == "generators" and isinstance(value, (list, tuple)):   # a subset, by id (--generators G1,G3)
             unknown = [g for g in value if g not in preset.generators]
             if unknown or not value:

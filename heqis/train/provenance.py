@@ -80,7 +80,7 @@ def apply_params(preset: Preset, params: dict[str, Any]) -> Preset:
     if "lr" in params:
         p.lr = float(params["lr"])
     if "window" in params:
-        p.window = int(params["window"])
+        p.set_window(int(params["window"]))
     if "hidden" in params:
         hidden = int(params["hidden"])
         for spec in p.generators.values():

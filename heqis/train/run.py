@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -88,6 +88,17 @@ def default_run_dir(preset: str, runs_dir: Path = Path("runs")) -> Path:
     return Path(runs_dir) / f"{datetime.now().strftime('%Y%m%d-%H%M%S')}-{preset}"
 
 
+def scaler_name(window: int, longest: int) -> str:
+    """The scaler file of a generator: the run's own for the longest window, scaler_w<N>.json else."""
+    return SCALER if window == longest else f"scaler_w{window}.json"
+
+
+def scaler_files(preset: Preset) -> dict[str, int]:
+    """Scaler file name → window, one per distinct look-back of the preset's generators."""
+    longest = preset.longest_window
+    return {scaler_name(w, longest): w for w in sorted(set(preset.windows().values()))}
+
+
 def _write_metrics(path: Path, rows: list[dict[str, Any]]) -> None:
     import io
 
@@ -149,10 +160,13 @@ def run_train(req: TrainRequest, on_epoch: Callable[[EpochReport, MultiGANTraine
     device = resolve_device(req.device)
 
     bars = {s: store.read_bars(s) for s in symbols}
-    data = prepare(bars, store.sessions(), preset.window, preset.flat_band, preset.max_train_windows, seed,
+    data = prepare(bars, store.sessions(), preset.longest_window, preset.flat_band, preset.max_train_windows, seed,
                    segments=segments, max_val=preset.max_val_windows, target=preset.target)
     out.mkdir(parents=True, exist_ok=True)
-    data.scaler.save(out / SCALER)
+    for name, window in scaler_files(preset).items():
+        # one fit (train segment, longest windows); a shorter generator's file differs only in its window,
+        # since the scale-free inputs of a window's last w bars are those of the w-bar window itself
+        replace(data.scaler, window=window).save(out / name)
     trainer = MultiGANTrainer(preset, data, device=device, seed=seed, encoder_log=log)
     baselines = trainer.baselines()
 
@@ -162,7 +176,8 @@ def run_train(req: TrainRequest, on_epoch: Callable[[EpochReport, MultiGANTraine
         "preset": preset.to_dict(), "seed": seed, "device": device,
         "data": {"dir": str(store.root), "source": data_manifest.get("source"),
                  "synthetic": data_manifest.get("synthetic"), "content_hash": data_manifest["content_hash"]},
-        "symbols": data.symbols, "window": preset.window, "features": feature_fingerprint(),
+        "symbols": data.symbols, "window": preset.longest_window, "game": preset.game,
+        "features": feature_fingerprint(),
         "inputs": list(MODEL_INPUTS),
         "flat_band": preset.flat_band, "target": preset.target, "segments": data.segments.to_dict(),
         "samples": {"train": data.n_train_total, "train_used": len(data.train), "val": data.n_val_total,
@@ -235,7 +250,7 @@ def run_train(req: TrainRequest, on_epoch: Callable[[EpochReport, MultiGANTraine
 
 def _save_generator(out: Path, gid: str, trainer: MultiGANTrainer, preset: Preset, n_features: int) -> None:
     checkpoint.save(out / "checkpoints" / f"{gid}.pt", {
-        "generator": gid, "spec": preset.generators[gid], "n_features": n_features, "window": preset.window,
+        "generator": gid, "spec": preset.generators[gid], "n_features": n_features, "window": trainer.windows[gid],
         "cae": preset.cae, "t3vae": preset.t3vae, "epoch": trainer.best_epoch[gid],
         "val_loss": trainer.best[gid], "state_dict": trainer.best_states[gid]})
 
@@ -249,7 +264,7 @@ def _summarise(manifest: dict[str, Any], trainer: MultiGANTrainer, status: str, 
             "kind": trainer.preset.generators[gid]["kind"],
             "params": sum(p.numel() for p in g.parameters() if p.requires_grad),
             "checkpoint": f"checkpoints/{gid}.pt" if gid in trainer.best_states else None,
-            "window": trainer.data.window, "scaler": SCALER,
+            "window": trainer.windows[gid], "scaler": scaler_name(trainer.windows[gid], trainer.data.window),
             "best_epoch": trainer.best_epoch[gid],
             "best_val_loss": trainer.best[gid] if trainer.best[gid] != float("inf") else None,
             "val_mse": best.get("val_mse"), "val_acc": best.get("val_acc"),   # at the best epoch

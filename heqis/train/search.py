@@ -238,8 +238,9 @@ def _worker(index: int, log: Callable[[str], None] | None = None) -> list[int]:
         hidden = trial.suggest_categorical("hidden", list(SPACE["hidden"]))
         window = trial.suggest_categorical("window", list(SPACE["window"]))
         preset = sized(base, hidden, lr, window)
-        if window not in cache:
-            cache[window] = prepare(bars, sessions, window, preset.flat_band, preset.max_train_windows, plan.seed,
+        if window not in cache:     # the longest of the generators' windows is the searched one
+            cache[window] = prepare(bars, sessions, preset.longest_window, preset.flat_band,
+                                    preset.max_train_windows, plan.seed,
                                     max_val=preset.max_val_windows,   # validated as heqis train validates
                                     target=preset.target)
         trainer = MultiGANTrainer(preset, cache[window], device=plan.device, seed=plan.seed)

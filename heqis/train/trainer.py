@@ -7,11 +7,21 @@ Epoch schedule (1-based):
 3. later epochs, adversarial: every D_j learns real (target 1) vs the fakes of the generators it
    judges (target 0); every G_i minimises MSE + CE + adv_weight · Σ_j W[i, j] · BCE(D_j(fake_i), 1).
    The weighting matrix W is the identity during warm-up (each generator faces its own
-   discriminator), then the uniform average (each faces all of them);
+   discriminator); after it, in the "maa" game, every row is softmax(−z / T) of the generators'
+   standardised validation losses z (the critics of the generators that validate best weigh most),
+   in "legacy" the uniform average;
 4. every ``distill_every`` adversarial epochs the best generator (by the last validation) teaches
-   the worst one (knowledge distillation), and every ``cross_every`` epochs the elites fine-tune on
-   each other's predictions (elite cross-finetuning). Both are logged as events;
+   the worst one (knowledge distillation); every ``cross_every`` epochs the cross step: in "maa" the
+   best generator plays the best discriminator alone for ``cross_steps`` batches, kept only if its
+   validation loss improves and rolled back otherwise; in "legacy" the elites fine-tune on each
+   other's predictions. Both are logged as events;
 5. after every epoch: validation, best-checkpoint bookkeeping and early stopping.
+
+The "maa" game (presets.GAMES) also gives every generator its own look-back: the data is cut into
+windows of the longest one and G_i reads the last ``window_i`` bars of each (inputs are scale-free
+relative to the window's last bar, so that tail is exactly G_i's own window, scaled by the same
+scaler); and a discriminator judges a fake under the class its generator predicted, real targets
+under the true class — a forecast whose return and direction disagree is then visible to D.
 
 The trainer holds no files: the runner saves checkpoints from ``state_dict()`` and ``best_states``.
 """
@@ -40,7 +50,7 @@ from heqis.train.losses import (
     generator_adversarial_loss,
     supervised_loss,
 )
-from heqis.train.presets import CLASS_WEIGHTS, Preset
+from heqis.train.presets import CLASS_WEIGHTS, GAMES, Preset
 
 
 @dataclass
@@ -75,15 +85,21 @@ class MultiGANTrainer:
         self.device = torch.device(device)
         self.seed = seed
         self.shuffle = torch.Generator().manual_seed(seed)
-        f, w = data.n_features, data.window
-        cae, t3vae = build_encoders(f, w, preset.cae, preset.t3vae)
+        f = data.n_features
+        self.windows = preset.windows()
+        if data.window != max(self.windows.values()):
+            raise ValueError(f"data cut into {data.window}-bar windows; the generators need {self.windows}")
+        latent = [self.windows[g] for g, spec in preset.generators.items() if spec["kind"] == "latent"]
+        self.encoder_window = max(latent) if latent else data.window
+        cae, t3vae = build_encoders(f, self.encoder_window, preset.cae, preset.t3vae)
         self.cae, self.t3vae = cae.to(self.device), t3vae.to(self.device)
         self.encoders_trained = False
         self.encoder_log = encoder_log or (lambda line: None)
         self.ids = list(preset.generators)
         self.generators: dict[str, Generator] = {}
         for gid, spec in preset.generators.items():
-            self.generators[gid] = build_generator(spec["kind"], f, w, spec, (self.cae, self.t3vae)).to(self.device)
+            self.generators[gid] = build_generator(spec["kind"], f, self.windows[gid], spec,
+                                                   (self.cae, self.t3vae)).to(self.device)
         self.discriminators = {gid: ConvDiscriminator(preset.context, preset.discriminator.get("channels", 32))
                                .to(self.device) for gid in self.ids}
         self.g_opt = {gid: torch.optim.AdamW([p for p in g.parameters() if p.requires_grad], lr=preset.lr,
@@ -101,6 +117,9 @@ class MultiGANTrainer:
         self.stale = 0
         self.weights = torch.eye(len(self.ids))
         self.events: list[dict[str, Any]] = []
+        self.maa = preset.game == "maa"
+        if preset.game not in GAMES:
+            raise HeqisError(f"unknown game '{preset.game}'", hint=f"use one of: {', '.join(GAMES)}")
         if preset.class_weights not in CLASS_WEIGHTS:
             raise HeqisError(f"class_weights '{preset.class_weights}'", hint=f"use one of: {', '.join(CLASS_WEIGHTS)}")
         self.class_weight = (balanced_class_weights(data.train.cls).to(self.device)
@@ -115,6 +134,20 @@ class MultiGANTrainer:
         i, xs, xm, ys, ym = self._ctx
         ret = (x[:, -self.preset.context:, i] - xm) / xs
         return ret * ys + ym
+
+    @staticmethod
+    def tail(x: torch.Tensor, window: int) -> torch.Tensor:
+        """The last ``window`` bars of windows [B, W, F] (all of them when W == window)."""
+        return x if x.shape[1] == window else x[:, -window:]
+
+    def forward(self, gid: str, x: torch.Tensor, module: nn.Module | None = None) -> tuple[torch.Tensor, ...]:
+        """G_gid (or ``module``, a copy of it) on its own look-back of the longest windows ``x``."""
+        return (module or self.generators[gid])(self.tail(x, self.windows[gid]))
+
+    def fake_labels(self, cls: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+        """The class a discriminator judges a fake under: its generator's own prediction ("maa"), or
+        the true class ("legacy")."""
+        return cls.detach().argmax(1) if self.maa else label
 
     def batches(self, n: int) -> list[torch.Tensor]:
         order = torch.randperm(n, generator=self.shuffle)
@@ -135,7 +168,9 @@ class MultiGANTrainer:
         n = len(self.ids)
         if epoch <= self.preset.warmup_epochs:
             return torch.eye(n)
-        return torch.full((n, n), 1.0 / n)
+        if not self.maa or not self.last_val:
+            return torch.full((n, n), 1.0 / n)
+        return adaptive_weights([self.last_val[g]["val_loss"] for g in self.ids], self.preset.weight_temperature)
 
     def phase(self, epoch: int) -> str:
         """pretrain (supervised, before the game), then adversarial — or, with ``adversarial`` off (the
@@ -161,7 +196,7 @@ class MultiGANTrainer:
             for idx in batches:
                 x = self._inputs(self.data.train, idx)
                 for name, model in models.items():
-                    loss = model.loss(x)  # type: ignore[operator]
+                    loss = model.loss(self.tail(x, self.encoder_window))  # type: ignore[operator]
                     opts[name].zero_grad()
                     loss.backward()
                     opts[name].step()
@@ -205,7 +240,7 @@ class MultiGANTrainer:
             if self.preset.distill_every and k % self.preset.distill_every == 0:
                 events.append(self.distill())
             if self.preset.cross_every and k % self.preset.cross_every == 0:
-                events.append(self.cross_finetune())
+                events.append(self.cross_round() if self.maa else self.cross_finetune())
         val = self.validate()
         self.last_val = val
         improved = []
@@ -232,8 +267,8 @@ class MultiGANTrainer:
 
     def _supervised_step(self, x, y, label, stats, n_batches) -> None:
         p = self.preset
-        for gid, g in self.generators.items():
-            reg, cls = g(x)
+        for gid in self.ids:
+            reg, cls = self.forward(gid, x)
             loss, mse, ce = supervised_loss(reg, cls, y, label, p.mse_weight, p.ce_weight, self.class_weight)
             self.g_opt[gid].zero_grad()
             loss.backward()
@@ -244,11 +279,11 @@ class MultiGANTrainer:
             s["train_ce"] += ce.item() / n_batches
 
     def _judge(self, d: ConvDiscriminator, ctx: torch.Tensor, candidates: list[torch.Tensor],
-               label: torch.Tensor) -> list[torch.Tensor]:
-        """D's logits on several candidate batches in one forward (D has no batch statistics, so
-        stacking them changes nothing but the cost)."""
+               labels: list[torch.Tensor]) -> list[torch.Tensor]:
+        """D's logits on several (candidate, class) batches in one forward (D has no batch
+        statistics, so stacking them changes nothing but the cost)."""
         k = len(candidates)
-        logits = d(ctx.repeat(k, 1), torch.cat(candidates), label.repeat(k))
+        logits = d(ctx.repeat(k, 1), torch.cat(candidates), torch.cat(labels))
         return list(logits.chunk(k))
 
     def _adversarial_share(self, gid: str, supervised: torch.Tensor, adversarial: Any) -> float:
@@ -276,14 +311,16 @@ class MultiGANTrainer:
         """
         p = self.preset
         ctx = self.context(x)
-        outs = {gid: g(x) for gid, g in self.generators.items()}
+        outs = {gid: self.forward(gid, x) for gid in self.ids}
+        as_class = {gid: self.fake_labels(cls, label) for gid, (_, cls) in outs.items()}
         w = self.weights.tolist()
         n = len(self.ids)
         # discriminators first, on detached fakes: D_j sees the fakes of the generators it judges
         for j, dj in enumerate(self.ids):
             d = self.discriminators[dj]
             judged = [i for i in range(n) if w[i][j] > 0]
-            real, *fakes = self._judge(d, ctx, [y, *(outs[self.ids[i]][0].detach() for i in judged)], label)
+            real, *fakes = self._judge(d, ctx, [y, *(outs[self.ids[i]][0].detach() for i in judged)],
+                                       [label, *(as_class[self.ids[i]] for i in judged)])
             total = sum(w[i][j] for i in judged)
             fake_loss = 0.0
             for i, fake in zip(judged, fakes, strict=True):
@@ -296,7 +333,8 @@ class MultiGANTrainer:
         adv_terms: list[list[torch.Tensor]] = [[] for _ in range(n)]
         for j, dj in enumerate(self.ids):
             judged = [i for i in range(n) if w[i][j] > 0]
-            logits = self._judge(self.discriminators[dj], ctx, [outs[self.ids[i]][0] for i in judged], label)
+            logits = self._judge(self.discriminators[dj], ctx, [outs[self.ids[i]][0] for i in judged],
+                                 [as_class[self.ids[i]] for i in judged])
             for i, logit in zip(judged, logits, strict=True):
                 adv_terms[i].append(w[i][j] * generator_adversarial_loss(logit))
         totals = []
@@ -304,11 +342,11 @@ class MultiGANTrainer:
             reg, cls = outs[gid]
             loss, mse, ce = supervised_loss(reg, cls, y, label, p.mse_weight, p.ce_weight, self.class_weight)
             adv = sum(adv_terms[i])
-            total = loss + p.adv_weight * adv
+            total = loss + p.adversarial_weight * adv
             totals.append(total)
             s = stats[gid]
             if measure:
-                s["adv_grad_share"] = self._adversarial_share(gid, loss, p.adv_weight * adv)
+                s["adv_grad_share"] = self._adversarial_share(gid, loss, p.adversarial_weight * adv)
             s["train_loss"] += total.item() / n_batches
             s["train_mse"] += mse.item() / n_batches
             s["train_ce"] += ce.item() / n_batches
@@ -324,12 +362,12 @@ class MultiGANTrainer:
         """Generators from best to worst by the last validation loss."""
         return sorted(self.ids, key=lambda g: self.last_val[g]["val_loss"])
 
-    def _teach(self, student: str, teachers: list[nn.Module], lr_scale: float) -> None:
+    def _teach(self, student: str, teachers: dict[str, nn.Module], lr_scale: float) -> None:
         """One pass over the training data: the student matches the teachers' mean output and the truth."""
         p = self.preset
         g = self.generators[student]
         g.train()
-        for t in teachers:
+        for t in teachers.values():
             t.eval()
         opt = self.g_opt[student]
         base = [group["lr"] for group in opt.param_groups]
@@ -338,10 +376,10 @@ class MultiGANTrainer:
         for idx in self.batches(len(self.data.train)):
             x, y, label = self._batch(self.data.train, idx)
             with torch.no_grad():
-                outs = [t(x) for t in teachers]
+                outs = [self.forward(gid, x, t) for gid, t in teachers.items()]
                 t_reg = torch.stack([o[0] for o in outs]).mean(0)
                 t_cls = torch.stack([o[1] for o in outs]).mean(0)
-            reg, cls = g(x)
+            reg, cls = self.forward(student, x)
             sup, _, _ = supervised_loss(reg, cls, y, label, p.mse_weight, p.ce_weight, self.class_weight)
             loss = 0.5 * sup + 0.5 * distillation_loss(reg, cls, t_reg, t_cls, p.distill_temperature)
             opt.zero_grad()
@@ -356,7 +394,7 @@ class MultiGANTrainer:
         best, worst = order[0], order[-1]
         if best == worst:
             return f"distill skipped (one generator: {best})"
-        self._teach(worst, [self.generators[best]], 1.0)
+        self._teach(worst, {best: self.generators[best]}, 1.0)
         return f"distill {worst}<-{best}"
 
     def cross_finetune(self) -> str:
@@ -364,8 +402,57 @@ class MultiGANTrainer:
         elites = self.ranking()[: max(2, self.preset.elites)]
         frozen = {gid: copy.deepcopy(self.generators[gid]) for gid in elites}  # teachers as they were
         for gid in elites:
-            self._teach(gid, [frozen[o] for o in elites if o != gid], 0.5)
+            self._teach(gid, {o: frozen[o] for o in elites if o != gid}, 0.5)
         return "cross " + "<->".join(elites)
+
+    def best_discriminator(self) -> str:
+        """The discriminator that told real from fake best on validation (mean of its two accuracies)."""
+        def acc(gid: str) -> float:
+            v = self.last_val.get(gid, {})
+            return (v.get("d_acc_real", 0.5) + v.get("d_acc_fake", 0.5)) / 2
+        return max(self.ids, key=acc)
+
+    def cross_round(self) -> str:
+        """MAA's cross-finetune: the best generator against the best discriminator alone for
+        ``cross_steps`` batches (supervised + adversarial; supervised only without the game), kept
+        only if the generator's validation loss improves, rolled back — both players and their
+        optimisers — otherwise."""
+        p = self.preset
+        gid = self.ranking()[0]
+        did = self.best_discriminator() if p.adversarial else None
+        g, opt = self.generators[gid], self.g_opt[gid]
+        saved = [copy.deepcopy(m.state_dict()) for m in (g, opt)]
+        if did is not None:
+            d, d_opt = self.discriminators[did], self.d_opt[did]
+            saved += [copy.deepcopy(m.state_dict()) for m in (d, d_opt)]
+        before = self.validation_loss(gid)
+        g.train()
+        for idx in self.batches(len(self.data.train))[: max(1, p.cross_steps)]:
+            x, y, label = self._batch(self.data.train, idx)
+            reg, cls = self.forward(gid, x)
+            loss, _, _ = supervised_loss(reg, cls, y, label, p.mse_weight, p.ce_weight, self.class_weight)
+            if did is not None:
+                ctx, as_class = self.context(x), self.fake_labels(cls, label)
+                d.train()
+                real, fake = self._judge(d, ctx, [y, reg.detach()], [label, as_class])
+                d_opt.zero_grad()
+                discriminator_loss(real, fake).backward()
+                d_opt.step()
+                (logit,) = self._judge(d, ctx, [reg], [as_class])
+                loss = loss + p.adversarial_weight * generator_adversarial_loss(logit)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        after = self.validation_loss(gid)
+        versus = f" vs D[{did}]" if did else ""
+        if after < before:
+            return f"cross {gid}{versus}: kept (val {before:.4f} -> {after:.4f})"
+        g.load_state_dict(saved[0])
+        opt.load_state_dict(saved[1])
+        if did is not None:
+            d.load_state_dict(saved[2])
+            d_opt.load_state_dict(saved[3])
+        return f"cross {gid}{versus}: rolled back (val {before:.4f} -> {after:.4f})"
 
     # -- validation ----------------------------------------------------------------------------
     @torch.no_grad()
@@ -377,21 +464,27 @@ class MultiGANTrainer:
         parts: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {gid: [] for gid in self.ids}
         for start in range(0, len(split), batch):
             x = self._inputs(split, range(start, min(start + batch, len(split))))
-            for gid, g in self.generators.items():
-                reg, cls = g(x)
+            for gid in self.ids:
+                reg, cls = self.forward(gid, x)
                 parts[gid].append((reg.cpu(), cls.cpu()))
         return {gid: (torch.cat([r for r, _ in ps]), torch.cat([c for _, c in ps])) for gid, ps in parts.items()}
 
     @torch.no_grad()
     def predict(self, gid: str, split: Split, batch: int = 2048) -> tuple[torch.Tensor, torch.Tensor]:
-        g = self.generators[gid]
-        g.eval()
+        self.generators[gid].eval()
         regs, clss = [], []
         for start in range(0, len(split), batch):
-            reg, cls = g(self._inputs(split, range(start, min(start + batch, len(split)))))
+            reg, cls = self.forward(gid, self._inputs(split, range(start, min(start + batch, len(split)))))
             regs.append(reg.cpu())
             clss.append(cls.cpu())
         return torch.cat(regs), torch.cat(clss)
+
+    @torch.no_grad()
+    def validation_loss(self, gid: str) -> float:
+        """One generator's validation loss (the number ``validate`` ranks and keeps checkpoints by)."""
+        p, val = self.preset, self.data.val
+        reg, cls = self.predict(gid, val)
+        return float(supervised_loss(reg, cls, val.y, val.cls, p.mse_weight, p.ce_weight, self.class_weight)[0])
 
     @torch.no_grad()
     def validate(self) -> dict[str, dict[str, float]]:
@@ -427,7 +520,8 @@ class MultiGANTrainer:
             for gid in self.ids:
                 disc = self.discriminators[gid].eval()
                 real = disc(ctx, split.y[start:rows.stop].to(d), label)
-                fake = disc(ctx, preds[gid][0][start:rows.stop].to(d), label)
+                as_class = self.fake_labels(preds[gid][1][start:rows.stop].to(d), label)
+                fake = disc(ctx, preds[gid][0][start:rows.stop].to(d), as_class)
                 hits[gid][0] += int((real > 0).sum())
                 hits[gid][1] += int((fake < 0).sum())
         n = max(1, len(split))
@@ -488,3 +582,15 @@ class MultiGANTrainer:
         self.events = list(state["events"])
         torch.set_rng_state(state["rng_torch"])
         self.shuffle.set_state(state["rng_shuffle"])
+
+
+def adaptive_weights(val_losses: list[float], temperature: float) -> torch.Tensor:
+    """The "maa" weighting matrix after warm-up: every row softmax(−z / T) over the discriminators,
+    z the generators' validation losses standardised (scale-free: the losses of a run differ in
+    the third decimal, so a raw softmax would be uniform at any sensible T). Row i says how much
+    G_i listens to each D_j; the critic paired with the generator that validates best weighs most."""
+    losses = torch.tensor(val_losses, dtype=torch.float64)
+    spread = losses.std(unbiased=False)
+    z = (losses - losses.mean()) / spread if len(losses) > 1 and spread > 0 else torch.zeros_like(losses)
+    row = torch.softmax(-z / max(float(temperature), 1e-6), 0).float()
+    return row.expand(len(losses), -1).clone()
