@@ -3,6 +3,7 @@ command end to end (resumable) and its errors."""
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import numpy as np
@@ -40,11 +41,11 @@ def test_folds_are_chronological_disjoint_and_expanding(k):
         b = fold.segments.bounds
         spans = [(pos[b[n][0]], pos[b[n][1]]) for n in ("train", "val", "select", "test")]
         assert spans[0][0] == 0
-        for (a0, a1), (b0, _) in zip(spans, spans[1:], strict=False):
+        for (a0, a1), (b0, _) in itertools.pairwise(spans):
             assert a0 <= a1 and b0 == a1 + 1          # consecutive, no gap, no overlap: train < val < select < test
         tests.append(spans[3])
     assert tests[-1][1] == len(days) - 1             # the last test block ends on the last session
-    for (_, end), (start, _) in zip(tests, tests[1:], strict=False):
+    for (_, end), (start, _) in itertools.pairwise(tests):
         assert start == end + 1                       # test blocks consecutive and disjoint
     assert len({e - s for s, e in tests}) == 1       # of one length
     trains = [pos[f.segments.bounds["train"][1]] for f in folds]
