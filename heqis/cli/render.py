@@ -378,7 +378,7 @@ def render_compare(console: Console, result: dict) -> None:
             pairs.add_column(col, justify="left" if col in ("A", "B", "p per fold") else "right", no_wrap=True)
         for p in result["pairs"]:
             per = [",".join(_pval(x) for x in p["dm_p_folds"])] if wide else []
-            pairs.add_row(p["a"], p["b"], _num(p["rel_d_pooled"], "+.4f"),
+            pairs.add_row(p["a"], p["b"], _num(p["rel_d_pooled"], "+.1e"),
                           _num(p["dm_t_pooled"], "+.2f") + _stars(p["dm_p_pooled"]), _pval(p["dm_p_pooled"]), *per,
                           f"{p['better_folds']}/{k}")
         console.print(pairs)

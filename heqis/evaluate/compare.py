@@ -541,7 +541,10 @@ def markdown(result: CompareResult) -> str:
                               next(iter(runs.values()))["days"],
                               *(f"{runs[v]['train_seconds'] + runs[v]['eval_seconds']:.0f}" for v in c["variants"]),
                               f"{f['seconds']:.0f}"]))
-    lines += ["", "Seconds: training (as recorded in each run's manifest) plus the test evaluation.", "",
+    n = result.counts
+    lines += ["", "Seconds: training (as recorded in each run's manifest) plus the test evaluation. This invocation: "
+              f"{result.seconds:.0f} s ({n['trained']} runs trained, {n['resumed']} resumed, {n['skipped']} "
+              "finished before).", "",
               f"## Models on the test segments (mean ± std over {k} folds)", "",
               _md_row(["variant", "model", "MSE/zero", "DM t pooled", "DM p pooled", "DM p per fold", "IC", "rank IC",
                        "bal. acc", "acc"]),
@@ -567,7 +570,7 @@ def markdown(result: CompareResult) -> str:
         for p in result.pairs:
             lines.append(_md_row([
                 p["a"], p["b"], "—" if p["mean_d_pooled"] is None else f"{p['mean_d_pooled']:+.3e}",
-                "—" if p["rel_d_pooled"] is None else f"{p['rel_d_pooled']:+.4f}", _t(p["dm_t_pooled"]),
+                "—" if p["rel_d_pooled"] is None else f"{p['rel_d_pooled']:+.2e}", _t(p["dm_t_pooled"]),
                 _p(p["dm_p_pooled"]), ", ".join(_p(x) for x in p["dm_p_folds"]), f"{p['better_folds']}/{k}"]))
         lines += ["", "d_t = the day's mean over symbols of e²_A − e²_B on the samples both scored; negative: A "
                   "errs less. d / mean e²_zero is the difference in units of MSE/zero.", ""]
