@@ -28,7 +28,7 @@ KINDS = {"G1": "gru", "G2": "bilstm", "G3": "transformer", "G4": "latent"}
 def test_onnx_runtime_equals_torch_at_batch_1_and_32(artifacts, gid):
     manifest = verify(artifacts)
     assert manifest["generators"][gid]["kind"] == KINDS[gid]
-    windows = np.load(artifacts / "calibration.npy")[:32]
+    windows = np.load(artifacts / manifest["generators"][gid]["calibration"])[:32]   # its own window's
     ort = get_predictor("onnxruntime", artifacts, gid)
     pt = get_predictor("torch", artifacts, gid)
     for batch in (windows[:1], windows[:32]):
@@ -46,12 +46,13 @@ def test_onnx_graph_has_the_documented_interface(artifacts):
     inp = model.graph.input[0]
     assert inp.name == "input"
     dims = inp.type.tensor_type.shape.dim
-    assert dims[0].dim_param == "batch" and [d.dim_value for d in dims[1:]] == [60, len(MODEL_INPUTS)]
+    window = verify(artifacts)["generators"]["G1"]["window"]      # G1's own look-back (20 in the maa game)
+    assert dims[0].dim_param == "batch" and [d.dim_value for d in dims[1:]] == [window, len(MODEL_INPUTS)]
     assert [o.name for o in model.graph.output] == ["output_reg", "output_cls"]
 
 
 def test_scaler_and_routing_travel_with_the_models(artifacts, tiny_run):
-    shipped = Scaler.load(artifacts / "scaler_params.json")
+    shipped = Scaler.load(artifacts / verify(artifacts)["generators"]["G1"]["scaler"])
     trained = Scaler.load(RunFolder.open(tiny_run).scaler_path("G1"))
     assert shipped.inputs == trained.inputs == MODEL_INPUTS
     np.testing.assert_array_equal(shipped.x_scale, trained.x_scale)
@@ -62,10 +63,13 @@ def test_scaler_and_routing_travel_with_the_models(artifacts, tiny_run):
     assert set(routing["symbols"]) == set(run_manifest["symbols"])
     manifest = verify(artifacts)
     assert manifest["opset"] == 17 and manifest["data_hash"] == run_manifest["data"]["content_hash"]
-    assert set(manifest["files"]) >= {"model_G1.onnx", "routing.json", "scaler_params.json", "calibration.npy"}
+    assert set(manifest["files"]) >= {"model_G1.onnx", "routing.json", "scaler_params.json",
+                                      *(g["calibration"] for g in manifest["generators"].values())}
     assert manifest["features"] == run_manifest["features"] == feature_fingerprint()
     assert len(manifest["set_id"]) == 16 and manifest["version"] == 2
-    assert all(g["window"] == 60 and g["scaler"] == "scaler_params.json" for g in manifest["generators"].values())
+    for gid, g in manifest["generators"].items():       # each generator ships its own window's scaler
+        assert g["window"] == run_manifest["generators"][gid]["window"]
+        assert g["scaler"] == run_manifest["generators"][gid]["scaler"] and g["scaler"] in manifest["files"]
 
 
 def test_routing_follows_the_backtest_when_there_is_one(tiny_run, sample_store, tmp_path):
@@ -92,7 +96,7 @@ def test_tampered_or_missing_artifacts_are_refused(artifacts, tmp_path):
         get_predictor("onnxruntime", copy, "G1")
     (copy / "scaler_params.json").unlink()
     with pytest.raises(HeqisError, match="artifact missing"):
-        get_predictor("onnxruntime", copy, "G2")
+        get_predictor("onnxruntime", copy, "G3")          # G3 reads scaler_params.json (the longest window)
     with pytest.raises(HeqisError, match="G9 is not in the artifact set"):
         get_predictor("onnxruntime", artifacts, "G9")
 
