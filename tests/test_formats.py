@@ -127,7 +127,7 @@ def test_a_wave1_signal_store_is_migrated_with_its_rows(isolated):
 
 @pytest.mark.slow
 def test_generators_with_different_windows_train_export_and_serve(tiny_run, sample_store, tmp_path):
-    """A run whose G2 uses 30-bar windows next to G1's 60: export writes one scaler and calibration set per
+    """A run whose G2 uses 30-bar windows next to G3's 60: export writes one scaler and calibration set per
     window, the brain feeds each generator its own window, and the gateway's requests carry enough bars."""
     from heqis.export.onnx_export import export_run
     from heqis.runtime.gateway import BrainTarget
@@ -139,7 +139,7 @@ def test_generators_with_different_windows_train_export_and_serve(tiny_run, samp
     short = tmp_path / "short"
     run_train(TrainRequest(data_dir=sample_store.root, preset="tiny", epochs=1, device="cpu", out=short,
                            overrides={"pretrain_epochs": 1, "encoder_epochs": 1, "max_train_windows": 400,
-                                      "window": 30}))
+                                      "window": 30, "game": "legacy"}))
     mixed = tmp_path / "mixed"
     shutil.copytree(tiny_run, mixed)
     shutil.copyfile(short / "checkpoints" / "G2.pt", mixed / "checkpoints" / "G2.pt")
@@ -147,19 +147,19 @@ def test_generators_with_different_windows_train_export_and_serve(tiny_run, samp
     manifest = json.loads((mixed / "manifest.json").read_text())
     manifest["generators"]["G2"].update(window=30, scaler="scaler_w30.json")
     (mixed / "manifest.json").write_text(json.dumps(manifest))
-    assert RunFolder.open(mixed).window("G2") == 30 and RunFolder.open(mixed).window("G1") == 60
+    assert RunFolder.open(mixed).window("G2") == 30 and RunFolder.open(mixed).window("G3") == 60
 
     art = tmp_path / "art"
-    export_run(mixed, ["G1", "G2"], out=art)
+    export_run(mixed, ["G3", "G2"], out=art)
     aset = ArtifactSet.open(art)
-    assert (aset.window("G1"), aset.window("G2"), aset.max_window) == (60, 30, 60)
-    assert aset.file_name("G2", "scaler") == "scaler_w30.json" and aset.file_name("G1", "scaler") == \
+    assert (aset.window("G3"), aset.window("G2"), aset.max_window) == (60, 30, 60)
+    assert aset.file_name("G2", "scaler") == "scaler_w30.json" and aset.file_name("G3", "scaler") == \
         "scaler_params.json"
     assert np.load(aset.path("G2", "calibration")).shape[1] == 30
-    assert np.load(aset.path("G1", "calibration")).shape[1] == 60
+    assert np.load(aset.path("G3", "calibration")).shape[1] == 60
     routing = json.loads((art / "routing.json").read_text())
     routing["symbols"]["600519.SH"]["generator"] = "G2"
-    routing["symbols"]["000001.SZ"]["generator"] = "G1"
+    routing["symbols"]["000001.SZ"]["generator"] = "G3"
     from heqis.fileio import sha256_file, write_json
     from heqis.formats.artifacts import write_artifact_manifest
 
@@ -183,7 +183,7 @@ def test_generators_with_different_windows_train_export_and_serve(tiny_run, samp
         assert not gw.thread.is_alive()
         rows = SignalStore(tmp_path / "s.db").rows()
         models = {(sym, model) for sym, _, model, _, _ in rows}
-        assert models == {("600519.SH", "G2"), ("000001.SZ", "G1")} and len(rows) == src.total
+        assert models == {("600519.SH", "G2"), ("000001.SZ", "G3")} and len(rows) == src.total
         assert gw.gateway.counters["errors"] == 0
     finally:
         brain.kill()
