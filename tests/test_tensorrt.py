@@ -14,6 +14,7 @@ import pytest
 from heqis.backends.tensorrt_engine import Profile, calibration_batches, engine_name, trtexec_command
 from heqis.errors import HeqisError
 from heqis.export.tensorrt_convert import convert_tensorrt
+from heqis.formats.artifacts import ArtifactSet
 
 
 def test_profile_covers_batch_1_to_64():
@@ -66,7 +67,7 @@ def test_engine_build_and_parity(artifacts):  # pragma: no cover - needs TensorR
     from heqis.backends import get_predictor
 
     convert_tensorrt(artifacts, ["G1"], "fp16", dry_run=False)
-    windows = np.load(artifacts / "calibration.npy")[:8]
+    windows = np.load(ArtifactSet.open(artifacts).path("G1", "calibration"))[:8]
     got = get_predictor("tensorrt", artifacts, "G1").predict(windows)
     ref = get_predictor("onnxruntime", artifacts, "G1").predict(windows)
     assert max(float(np.max(np.abs(a - b))) for a, b in zip(got, ref, strict=True)) < 1e-2
