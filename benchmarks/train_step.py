@@ -1,7 +1,7 @@
 """Time per training step of each generator, per preset size, on CPU (and CUDA where present).
 
-A step is forward + backward + AdamW update of one generator on one batch of windows
-[batch, 60, 24] (supervised loss), the unit the multi-GAN trainer repeats. Printed as ms per step
+A step is forward + backward + AdamW update of one generator on one batch of its own windows
+[batch, window, 24] (supervised loss), the unit the multi-GAN trainer repeats. Printed as ms per step
 and windows per second, with the GRU of the same preset as the baseline ratio.
 
 ``--epoch`` times whole passes of the multi-GAN trainer over one training set instead (tiny preset
@@ -58,10 +58,13 @@ def time_steps(model: torch.nn.Module, batch: int, window: int, device: str, ste
 
 
 def reference_adversarial_step(t, x, y, label, stats, n_batches) -> None:
-    """The adversarial step before batching (the baseline): one D forward per candidate batch."""
+    """The adversarial step before batching (the baseline): one D forward per candidate batch, the
+    same game as the trainer's (each generator on its own look-back, fakes judged under
+    ``t.fake_labels``)."""
     p = t.preset
     ctx = t.context(x)
-    outs = {gid: g(x) for gid, g in t.generators.items()}
+    outs = {gid: t.forward(gid, x) for gid in t.ids}
+    as_class = {gid: t.fake_labels(cls, label) for gid, (_, cls) in outs.items()}
     w = t.weights
     for j, dj in enumerate(t.ids):
         d = t.discriminators[dj]
@@ -70,7 +73,7 @@ def reference_adversarial_step(t, x, y, label, stats, n_batches) -> None:
         total = sum(float(w[i, j]) for i, _ in judged)
         fake_loss = 0.0
         for i, gi in judged:
-            fake = d(ctx, outs[gi][0].detach(), label)
+            fake = d(ctx, outs[gi][0].detach(), as_class[gi])
             fake_loss = fake_loss + float(w[i, j]) / total * discriminator_loss(real, fake)
         t.d_opt[dj].zero_grad()
         fake_loss.backward()
@@ -78,8 +81,8 @@ def reference_adversarial_step(t, x, y, label, stats, n_batches) -> None:
         stats[dj]["d_loss"] += fake_loss.item() / n_batches
     for i, gid in enumerate(t.ids):
         reg, cls = outs[gid]
-        loss, _, _ = supervised_loss(reg, cls, y, label, p.mse_weight, p.ce_weight, t.class_weight)
-        adv = sum(float(w[i, j]) * generator_adversarial_loss(t.discriminators[dj](ctx, reg, label))
+        loss, _, _ = t.supervised(reg, cls, y, label)
+        adv = sum(float(w[i, j]) * generator_adversarial_loss(t.discriminators[dj](ctx, reg, as_class[gid]))
                   for j, dj in enumerate(t.ids) if w[i, j] > 0)
         total = loss + p.adversarial_weight * adv
         t.g_opt[gid].zero_grad()
@@ -101,7 +104,7 @@ def epoch_rows(preset_name: str, repeats: int, windows: int) -> list[dict]:
 
     p = get_preset(preset_name, encoder_epochs=1, distill_every=0, cross_every=0, warmup_epochs=0)
     bars, sessions = sine_market(symbols=4, n=1200)
-    data = prepare(bars, sessions, p.window, p.flat_band, windows, 3407,
+    data = prepare(bars, sessions, p.longest_window, p.flat_band, windows, 3407,
                    max_val=p.max_val_windows)
     t = MultiGANTrainer(p, data, device="cpu", seed=3407)
     t.train_encoders()
@@ -180,14 +183,15 @@ def main() -> int:
         p = get_preset(name.strip())
         for device in devices:
             torch.manual_seed(0)
-            enc = build_encoders(n_f, p.window, p.cae, p.t3vae)
+            enc = build_encoders(n_f, p.encoder_window, p.cae, p.t3vae)
             base = None
             for gid, spec in p.generators.items():
-                model = build_generator(spec["kind"], n_f, p.window, spec, enc).to(device)
-                sec = time_steps(model, p.batch_size, p.window, device, args.steps)
+                window = p.windows()[gid]                # what the trainer feeds it: its own look-back
+                model = build_generator(spec["kind"], n_f, window, spec, enc).to(device)
+                sec = time_steps(model, p.batch_size, window, device, args.steps)
                 base = base or sec
                 rows.append({"preset": name, "device": device, "generator": gid, "kind": spec["kind"],
-                             "batch": p.batch_size, "ms_per_step": sec * 1e3,
+                             "window": window, "batch": p.batch_size, "ms_per_step": sec * 1e3,
                              "windows_per_s": p.batch_size / sec, "vs_gru": sec / base,
                              "params": sum(q.numel() for q in model.parameters() if q.requires_grad)})
     if args.json:
@@ -195,11 +199,12 @@ def main() -> int:
         return 0
     print(f"training step (forward + backward + AdamW), median of {args.steps}; torch {torch.__version__}, "
           f"{torch.get_num_threads()} CPU threads")
-    print(f"{'preset':<8}{'device':<7}{'gen':<4}{'kind':<12}{'params':>11}{'batch':>7}{'ms/step':>10}"
+    print(f"{'preset':<8}{'device':<7}{'gen':<4}{'kind':<12}{'params':>11}{'window':>7}{'batch':>7}{'ms/step':>10}"
           f"{'windows/s':>11}{'vs GRU':>8}")
     for r in rows:
         print(f"{r['preset']:<8}{r['device']:<7}{r['generator']:<4}{r['kind']:<12}{r['params']:>11,}"
-              f"{r['batch']:>7}{r['ms_per_step']:>10.1f}{r['windows_per_s']:>11,.0f}{r['vs_gru']:>7.2f}×")
+              f"{r['window']:>7}{r['batch']:>7}{r['ms_per_step']:>10.1f}{r['windows_per_s']:>11,.0f}"
+              f"{r['vs_gru']:>7.2f}×")
     return 0
 
 

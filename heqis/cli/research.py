@@ -121,6 +121,11 @@ def data(
     show(result, json_out, "render_data_result")
 
 
+def parse_generators(text: str | None) -> list[str] | None:
+    """``--generators G1,g3`` → ["G1", "G3"] (None when not given; an empty list the preset refuses)."""
+    return None if text is None else [g.strip().upper() for g in text.split(",") if g.strip()]
+
+
 def given_on_command_line(ctx: typer.Context, name: str) -> bool:
     """Whether the option ``name`` was given (not defaulted); compared by name because typer ships its
     own copy of click, whose ``ParameterSource`` is another class than ``click.core``'s."""
@@ -243,7 +248,7 @@ def train(
     if chosen_opt and (search or resume):
         raise usage_error(chosen_opt, f"{chosen_opt} trains one new run: it does not go with "
                           f"{'--search' if search else '--resume'}")
-    ablations = {"generators": generators and [g.strip().upper() for g in generators.split(",") if g.strip()],
+    ablations = {"generators": parse_generators(generators),
                  "adversarial": None if adversarial else False, "distill_every": None if distill else 0,
                  "cross_every": None if cross else 0, "game": game}
     for name, flag, value in (("class weights", "--class-weights", class_weights), ("target", "--target", target),
@@ -532,7 +537,7 @@ def compare(
 
     with user_errors(ctx):
         s = settings(data_dir=data_dir)
-        subset = generators and [g.strip().upper() for g in generators.split(",") if g.strip()]
+        subset = parse_generators(generators)
         names = parse_variants(variants, get_preset(preset, generators=subset or None))
         overrides = {k: v for k, v in (("window", s.features_window), ("flat_band", s.features_flat_band))
                      if v is not None}

@@ -82,6 +82,14 @@ class Preset:
         """The windows the data is cut into: every generator reads its own tail of them."""
         return max(self.windows().values())
 
+    @property
+    def encoder_window(self) -> int:
+        """The windows the CAE and the t3-VAE encode: the latent-factor generator's (the longest
+        without one)."""
+        own = self.windows()
+        latent = [own[g] for g, spec in self.generators.items() if spec["kind"] == "latent"]
+        return max(latent) if latent else max(own.values())
+
     def set_window(self, window: int) -> None:
         """Set the longest look-back; the generators' own windows keep their proportions (at least 2)."""
         old = self.longest_window
@@ -146,8 +154,6 @@ def get_preset(name: str, **overrides: Any) -> Preset:
             continue
         if not hasattr(preset, key):
             raise HeqisError(f"unknown preset field '{key}'")
-        if key == "game" and value not in GAMES:
-            raise HeqisError(f"unknown game '{value}'", hint=f"use one of: {', '.join(GAMES)}")
         if key == "window":
             preset.set_window(int(value))
             continue

@@ -89,8 +89,7 @@ class MultiGANTrainer:
         self.windows = preset.windows()
         if data.window != max(self.windows.values()):
             raise ValueError(f"data cut into {data.window}-bar windows; the generators need {self.windows}")
-        latent = [self.windows[g] for g, spec in preset.generators.items() if spec["kind"] == "latent"]
-        self.encoder_window = max(latent) if latent else data.window
+        self.encoder_window = preset.encoder_window
         cae, t3vae = build_encoders(f, self.encoder_window, preset.cae, preset.t3vae)
         self.cae, self.t3vae = cae.to(self.device), t3vae.to(self.device)
         self.encoders_trained = False
@@ -148,6 +147,12 @@ class MultiGANTrainer:
         """The class a discriminator judges a fake under: its generator's own prediction ("maa"), or
         the true class ("legacy")."""
         return cls.detach().argmax(1) if self.maa else label
+
+    def supervised(self, reg: torch.Tensor, cls: torch.Tensor, y: torch.Tensor,
+                   label: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(total, mse, ce) of the preset's supervised loss, with the run's class weights."""
+        p = self.preset
+        return supervised_loss(reg, cls, y, label, p.mse_weight, p.ce_weight, self.class_weight)
 
     def batches(self, n: int) -> list[torch.Tensor]:
         order = torch.randperm(n, generator=self.shuffle)
@@ -266,10 +271,9 @@ class MultiGANTrainer:
         return EpochReport(epoch, phase, rows, events, improved, stop=self.stale >= self.preset.patience)
 
     def _supervised_step(self, x, y, label, stats, n_batches) -> None:
-        p = self.preset
         for gid in self.ids:
             reg, cls = self.forward(gid, x)
-            loss, mse, ce = supervised_loss(reg, cls, y, label, p.mse_weight, p.ce_weight, self.class_weight)
+            loss, mse, ce = self.supervised(reg, cls, y, label)
             self.g_opt[gid].zero_grad()
             loss.backward()
             self.g_opt[gid].step()
@@ -340,7 +344,7 @@ class MultiGANTrainer:
         totals = []
         for i, gid in enumerate(self.ids):
             reg, cls = outs[gid]
-            loss, mse, ce = supervised_loss(reg, cls, y, label, p.mse_weight, p.ce_weight, self.class_weight)
+            loss, mse, ce = self.supervised(reg, cls, y, label)
             adv = sum(adv_terms[i])
             total = loss + p.adversarial_weight * adv
             totals.append(total)
@@ -380,7 +384,7 @@ class MultiGANTrainer:
                 t_reg = torch.stack([o[0] for o in outs]).mean(0)
                 t_cls = torch.stack([o[1] for o in outs]).mean(0)
             reg, cls = self.forward(student, x)
-            sup, _, _ = supervised_loss(reg, cls, y, label, p.mse_weight, p.ce_weight, self.class_weight)
+            sup, _, _ = self.supervised(reg, cls, y, label)
             loss = 0.5 * sup + 0.5 * distillation_loss(reg, cls, t_reg, t_cls, p.distill_temperature)
             opt.zero_grad()
             loss.backward()
@@ -430,7 +434,7 @@ class MultiGANTrainer:
         for idx in self.batches(len(self.data.train))[: max(1, p.cross_steps)]:
             x, y, label = self._batch(self.data.train, idx)
             reg, cls = self.forward(gid, x)
-            loss, _, _ = supervised_loss(reg, cls, y, label, p.mse_weight, p.ce_weight, self.class_weight)
+            loss, _, _ = self.supervised(reg, cls, y, label)
             if did is not None:
                 ctx, as_class = self.context(x), self.fake_labels(cls, label)
                 d.train()
@@ -482,9 +486,9 @@ class MultiGANTrainer:
     @torch.no_grad()
     def validation_loss(self, gid: str) -> float:
         """One generator's validation loss (the number ``validate`` ranks and keeps checkpoints by)."""
-        p, val = self.preset, self.data.val
+        val = self.data.val
         reg, cls = self.predict(gid, val)
-        return float(supervised_loss(reg, cls, val.y, val.cls, p.mse_weight, p.ce_weight, self.class_weight)[0])
+        return float(self.supervised(reg, cls, val.y, val.cls)[0])
 
     @torch.no_grad()
     def validate(self) -> dict[str, dict[str, float]]:
@@ -496,7 +500,7 @@ class MultiGANTrainer:
         preds = self.predict_all(val)
         for gid in self.ids:
             reg, cls = preds[gid]
-            loss, mse, ce = supervised_loss(reg, cls, val.y, val.cls, p.mse_weight, p.ce_weight, self.class_weight)
+            loss, mse, ce = self.supervised(reg, cls, val.y, val.cls)
             ret = (reg.squeeze(1).double() - sc.y_min) / sc.y_scale
             out[gid] = {"val_loss": float(loss), "val_mse_scaled": float(mse), "val_ce": float(ce),
                         "val_mse": float(torch.mean((ret - val.ret.double()) ** 2)),
