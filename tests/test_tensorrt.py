@@ -44,7 +44,7 @@ def test_engine_cache_key_changes_with_model_tensorrt_and_gpu():
 
 
 def test_calibration_batches_come_from_the_shipped_real_windows(artifacts):
-    calib = np.load(artifacts / "calibration.npy")
+    calib = np.load(ArtifactSet.open(artifacts).path("G3", "calibration"))     # G3 looks back 60 bars
     batches = list(calibration_batches(calib, 32))
     assert len(batches) == len(calib) // 32
     assert all(b.shape == (32, 60, 24) and b.dtype == np.float32 and b.flags["C_CONTIGUOUS"] for b in batches)
