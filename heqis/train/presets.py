@@ -18,7 +18,7 @@ CLASS_WEIGHTS = ("balanced", "none")
 # "legacy" the first trainer's game (one window, true-label conditioning, fixed weights, mutual
 # distillation as the cross step), kept so that the two can be compared
 GAMES = ("maa", "legacy")
-ADV_WEIGHT = {"maa": 1.0, "legacy": 0.05}   # adv_weight when the preset leaves it unset
+ADV_WEIGHT = {"maa": 20.0, "legacy": 0.05}   # adv_weight when the preset leaves it unset (maa: see README)
 
 
 @dataclass

@@ -32,9 +32,9 @@ from heqis.train.trainer import EpochReport, MultiGANTrainer
 METRIC_FIELDS = ("epoch", "phase", "generator", "kind", "train_loss", "train_mse", "train_ce", "adv_loss",
                  "d_loss", "val_loss", "val_mse_scaled", "val_ce", "val_mse", "val_acc", "weights", "event",
                  "improved", "adv_grad_share", "d_acc_real", "d_acc_fake")
-# adv_grad_share: the adversarial share of the generator's gradient norm (first batch of an adversarial
-# epoch); d_acc_real / d_acc_fake: its discriminator's held-out accuracy on val (real called real, its
-# forecasts called fake) — is the game doing anything?
+# adv_grad_share: the adversarial share of the generator's gradient norm (mean over the first
+# trainer.SHARE_BATCHES batches of an adversarial epoch); d_acc_real / d_acc_fake: its discriminator's
+# held-out accuracy on val (real called real, its forecasts called fake) — is the game doing anything?
 
 
 @dataclass

@@ -52,6 +52,8 @@ from heqis.train.losses import (
 )
 from heqis.train.presets import CLASS_WEIGHTS, GAMES, Preset
 
+SHARE_BATCHES = 4   # batches of an adversarial epoch whose adversarial gradient share is measured (mean)
+
 
 @dataclass
 class EpochReport:
@@ -233,10 +235,11 @@ class MultiGANTrainer:
         for d in self.discriminators.values():
             d.train()
         batches = self.batches(len(self.data.train))
-        for idx in batches:
+        for k, idx in enumerate(batches):
             x, y, label = self._batch(self.data.train, idx)
             if phase == "adversarial":
-                self._adversarial_step(x, y, label, stats, len(batches), measure=idx is batches[0])
+                self._adversarial_step(x, y, label, stats, len(batches),
+                                       measure=min(SHARE_BATCHES, len(batches)) if k < SHARE_BATCHES else 0)
             else:
                 self._supervised_step(x, y, label, stats, len(batches))
         events = []
@@ -292,8 +295,8 @@ class MultiGANTrainer:
 
     def _adversarial_share(self, gid: str, supervised: torch.Tensor, adversarial: Any) -> float:
         """|∇ adversarial term| / (|∇ supervised| + |∇ adversarial|) over G's parameters, on one batch
-        (the first of each adversarial epoch: two extra backward passes, so not every batch). Below a
-        few percent the discriminators barely steer the generator."""
+        (two extra backward passes, so only the first ``SHARE_BATCHES`` of an adversarial epoch, whose
+        mean metrics.csv records). Below a few percent the discriminators barely steer the generator."""
         if not isinstance(adversarial, torch.Tensor) or not adversarial.requires_grad:
             return 0.0
         params = [q for q in self.generators[gid].parameters() if q.requires_grad]
@@ -305,7 +308,7 @@ class MultiGANTrainer:
         sup, adv = norm(supervised), norm(adversarial)
         return adv / (sup + adv) if sup + adv > 0 else 0.0
 
-    def _adversarial_step(self, x, y, label, stats, n_batches, measure: bool = False) -> None:
+    def _adversarial_step(self, x, y, label, stats, n_batches, measure: int = 0) -> None:
         """One adversarial batch: every D_j on the real targets and its judged fakes, then every G_i
         on supervised + weighted adversarial terms against the updated discriminators.
 
@@ -350,7 +353,8 @@ class MultiGANTrainer:
             totals.append(total)
             s = stats[gid]
             if measure:
-                s["adv_grad_share"] = self._adversarial_share(gid, loss, p.adversarial_weight * adv)
+                share = self._adversarial_share(gid, loss, p.adversarial_weight * adv)
+                s["adv_grad_share"] = s.get("adv_grad_share", 0.0) + share / measure
             s["train_loss"] += total.item() / n_batches
             s["train_mse"] += mse.item() / n_batches
             s["train_ce"] += ce.item() / n_batches
