@@ -56,6 +56,52 @@ def test_a_generator_best_only_on_test_is_not_chosen(tiny_run, sample_store, mon
     assert len(result.rows) == 6 and "000300.SH" not in set(best["symbol"])      # the index is the benchmark
 
 
+def test_no_candidate_is_chosen_for_excess_it_does_not_have(tiny_run, sample_store, monkeypatch, tmp_path):
+    """Random forecasts: the best of each symbol's eight candidates on select still looks better than
+    holding, but over all symbols none beats buy-and-hold, so every symbol holds; --no-gate takes the
+    lucky best (as the backtest did before the gate)."""
+    rng = np.random.default_rng(7)
+
+    def noise(bars):
+        dates = bars["trade_date"].to_numpy(dtype="datetime64[ns]")
+        pred = rng.normal(0, 0.01, len(dates))
+        return Predictions(dates, pred, np.stack([-pred, np.zeros_like(pred), pred], axis=1) * 100)
+
+    monkeypatch.setattr("heqis.models.checkpoint.load_generator_file", lambda path: path.stem)
+    monkeypatch.setattr(bt_run, "Inference", lambda models, backend: None)
+    monkeypatch.setattr(bt_run, "needed_inputs", lambda scalers, bars, dates: bars)
+    monkeypatch.setattr(bt_run, "predict_many", lambda inference, scalers, needed: [
+        {gid: noise(bars) for gid in scalers} for bars in needed])
+    gated = backtest_run(tiny_run, sample_store.root, out=tmp_path / "gated")
+    assert gated.selection["passed"] == [] and "every symbol holds" in gated.selection["summary"]
+    assert len(gated.selection["candidates"]) == 8
+    best = pd.read_csv(tmp_path / "gated" / "best_metrics.csv")
+    assert set(zip(best["generator"], best["mode"], strict=True)) == {("buy_hold", "hold")}
+    assert np.allclose(best["total_return"], best["buy_hold_return"]) and (best["excess_return"] == 0).all()
+    equity = pd.read_parquet(tmp_path / "gated" / "equity.parquet")
+    assert np.array_equal(equity["equity"], equity["buy_hold"])
+    rng = np.random.default_rng(7)                                        # the same forecasts again
+    free = backtest_run(tiny_run, sample_store.root, out=tmp_path / "free", gate=None)
+    assert free.selection["level"] is None and all(r["generator"] in {"G1", "G2", "G3", "G4"} for r in free.rows)
+    assert np.mean([r["select_sharpe"] for r in free.rows]) > np.mean([r["select_sharpe"] for r in gated.rows])
+
+
+def test_the_gate_measures_alpha_over_buy_and_hold():
+    from heqis.backtest.selection import alpha_over, equal_weight_line
+
+    days = pd.bdate_range("2024-01-01", periods=250)
+    hold = pd.Series(np.cumprod(1 + np.random.default_rng(1).normal(0.0005, 0.01, 250)), index=days)
+    same = alpha_over(hold, hold)
+    assert same["alpha_t"] == 0 and same["alpha_p"] == 0.5 and same["excess"] == 0
+    half = alpha_over((1 + 0.5 * hold.pct_change().fillna(0)).cumprod(), hold)   # half in the market: no alpha
+    assert half["alpha_t"] == 0 and half["beta"] == pytest.approx(0.5)
+    extra = 0.001 + np.random.default_rng(2).normal(0, 0.001, 249)              # +0.1% a day on top, t ≈ 16
+    edge = alpha_over(pd.Series(np.cumprod(np.r_[1, 1 + hold.pct_change().dropna() + extra]), index=days), hold)
+    assert edge["alpha_t"] > 10 and edge["alpha_p"] < 1e-9
+    line = equal_weight_line([(days.to_numpy(), 2 * hold.to_numpy()), (days[:100].to_numpy(), np.ones(100))])
+    assert line.iloc[-1] == pytest.approx((hold.iloc[-1] / hold.iloc[0] + 1) / 2)   # normalised, carried
+
+
 def test_backtest_writes_every_output(tiny_run, sample_store, tmp_path):
     result = backtest_run(tiny_run, sample_store.root, out=tmp_path / "bt")
     out = tmp_path / "bt"
@@ -324,7 +370,7 @@ def test_an_interrupted_run_is_backtested_with_a_warning(tiny_run, sample_store,
 
 
 def test_score_balanced_acc_chooses_the_best_direction_on_select(tiny_run, sample_store, tmp_path):
-    result = backtest_run(tiny_run, sample_store.root, score="balanced_acc", out=tmp_path / "bt")
+    result = backtest_run(tiny_run, sample_store.root, score="balanced_acc", out=tmp_path / "bt", gate=None)
     cands = pd.read_csv(tmp_path / "bt" / "candidates.csv")
     select = cands[cands["segment"] == "select"]
     for row in result.rows:

@@ -77,13 +77,20 @@ def test_routing_follows_the_backtest_when_there_is_one(tiny_run, sample_store, 
 
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)
-    backtest_run(run, sample_store.root)
+    backtest_run(run, sample_store.root, gate=None)                  # a model chosen for every symbol
     result = onnx_export.export_run(run, ["G1", "G2", "G3", "G4"], out=tmp_path / "out")
     best = {r["symbol"]: (r["generator"], r["mode"]) for r in
             __import__("pandas").read_csv(run / "backtest" / "best_metrics.csv").to_dict("records")}
     routes = result.routing["symbols"]
     assert result.routing["source"].startswith("backtest")
     assert all((routes[s]["generator"], routes[s]["mode"]) == best[s] for s in best)
+    held = next(iter(best))                                       # a symbol the gate left holding
+    path = run / "backtest" / "best_metrics.csv"
+    frame = __import__("pandas").read_csv(path)
+    frame.loc[frame["symbol"] == held, ["generator", "mode"]] = ["buy_hold", "hold"]
+    frame.to_csv(path, index=False)
+    routes = onnx_export.export_run(run, ["G1", "G2", "G3", "G4"], out=tmp_path / "out2").routing["symbols"]
+    assert routes[held] == {**result.routing["default"], "backtest": "buy_hold"}
 
 
 def test_tampered_or_missing_artifacts_are_refused(artifacts, tmp_path):

@@ -27,9 +27,12 @@ What is asserted, and where the checks are shared:
   mostly the market's move times the time out of it (-0.19 on this noise panel, +0.01 on seed 3's),
   while the alpha is what it earns beyond its exposure. Planted: the portfolio beats buy-and-hold and
   its alpha has t > 3. Noise: the test alpha of what was selected is not significantly positive
-  (one-sided p ≥ 1%) — no excess is reported that the strategies do not have. (On ``select``, the
-  segment the choice is made on, the chosen strategies of a noise panel do show an alpha t of 2–3.4:
-  the best of each symbol's candidates, by luck. That is why only ``test`` may be read.)
+  (one-sided p ≥ 1%) — no excess is reported that the strategies do not have.
+* the backtest's selection gate (``heqis.backtest.selection``): the best of each symbol's candidates on
+  ``select`` shows an alpha there by luck (t 2–3.4 on a noise panel before the gate), so a candidate
+  is chosen only when its portfolio over all symbols beats buy-and-hold on select at 1% after
+  Bonferroni. Noise: no candidate passes and every symbol holds — nothing is selected for excess it
+  does not have. Planted: G1 passes (the same check, so the noise test could fail).
 """
 
 from __future__ import annotations
@@ -45,9 +48,9 @@ import pytest
 from scipy import stats as sps
 from typer.testing import CliRunner
 
+from heqis.backtest.selection import alpha_over, equal_weight_line
 from heqis.cli import app
 from heqis.data.store import DataStore
-from heqis.stats import newey_west_variance
 
 SYMBOLS, YEARS, SEED = 60, 4, 1
 PLANTED_IC = 0.3
@@ -155,17 +158,9 @@ def excess_over_buy_hold(study: Study, segment: str) -> dict[str, float]:
     eq = eq[eq["segment"] == segment]
 
     def line(col: str) -> pd.Series:
-        v = eq[col] / eq.groupby("symbol")[col].transform("first")
-        return eq.assign(v=v).pivot_table(index="trade_date", columns="symbol", values="v").ffill().mean(axis=1)
+        return equal_weight_line([(g["trade_date"].to_numpy(), g[col].to_numpy()) for _, g in eq.groupby("symbol")])
 
-    strat, hold = line("equity"), line("buy_hold")
-    s, h = strat.pct_change().dropna().to_numpy(), hold.pct_change().dropna().to_numpy()
-    beta = float(np.cov(s, h, ddof=1)[0, 1] / np.var(h, ddof=1))
-    resid = s - beta * h                                    # its mean is the OLS intercept
-    t = float(resid.mean() / math.sqrt(newey_west_variance(resid) / len(resid)))
-    return {"return": float(strat.iloc[-1] - 1.0), "buy_hold": float(hold.iloc[-1] - 1.0),
-            "excess": float(strat.iloc[-1] - hold.iloc[-1]), "alpha_per_day": float(resid.mean()),
-            "beta": beta, "alpha_t": t, "alpha_p": float(sps.norm.sf(t)), "days": len(resid)}
+    return alpha_over(line("equity"), line("buy_hold"))
 
 
 def _report(name: str, study: Study) -> None:
@@ -200,6 +195,7 @@ def test_the_planted_signal_beats_buy_and_hold_in_the_backtest(planted):
     assert test["return"] == pytest.approx(reported, abs=1e-9)       # the backtest's own portfolio
     best = pd.DataFrame(planted.backtest["rows"])
     assert len(best) >= 55 and set(best["generator"]) == {"G1"}
+    assert "G1/cls" in planted.backtest["selection"]["passed"] or "G1/reg" in planted.backtest["selection"]["passed"]
     assert test["excess"] > 0, test                                  # the portfolio beats buy-and-hold
     assert test["alpha_t"] > 3, test                                 # by more than its exposure explains
 
@@ -211,6 +207,10 @@ def test_pure_noise_finds_no_model_and_selects_no_excess(noise):
     assert significant_models(noise.test_models) == {}
     test = excess_over_buy_hold(noise, "test")
     assert test["alpha_p"] >= ALPHA, test
+    gate = noise.backtest["selection"]
+    assert gate["level"] == ALPHA and gate["passed"] == [], gate           # no candidate earned its place …
+    assert {(r["generator"], r["mode"]) for r in noise.backtest["rows"]} == {("buy_hold", "hold")}   # … all hold
+    assert min(v["alpha_p"] for v in gate["candidates"].values()) >= ALPHA / len(gate["candidates"])
 
 
 def test_the_noise_checks_flag_the_planted_panel(planted):

@@ -2,14 +2,17 @@
 
 The choice of generator and mode per symbol is made on the run's ``select`` segment and only then
 measured on the later ``test`` segment, so the reported numbers are not the ones the choice was
-tuned on. Outputs under ``--out`` (default ``RUN_DIR/backtest``, or ``./backtest`` for a signal file)::
+tuned on. A candidate is chosen only when, over all the run's symbols, it beats buy-and-hold on
+select significantly (``selection``: the panel gate); a symbol with no such candidate holds. Outputs
+under ``--out`` (default ``RUN_DIR/backtest``, or ``./backtest`` for a signal file)::
 
     best_metrics.csv     one row per symbol: symbol, generator, mode, test metrics, select_* metrics
+                         (generator buy_hold, mode hold: no candidate passed the gate)
     candidates.csv       every symbol × generator × mode × segment, for inspection
     trades.parquet       the chosen combinations' trades (column ``segment``)
     equity.parquet       daily equity, buy-and-hold and position of the chosen combinations
     portfolio.parquet    equal-weight portfolio of the chosen combinations vs the CSI 300, on test
-    summary.json         rules, segments, portfolio and benchmark numbers
+    summary.json         rules, segments, portfolio and benchmark numbers, the gate's verdicts
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import torch
 from heqis.backtest.engine import SymbolInputs, SymbolRun, run_symbols, symbol_inputs
 from heqis.backtest.metrics import METRIC_NAMES, compute_metrics, max_drawdown
 from heqis.backtest.rules import MarketRules
+from heqis.backtest.selection import GATE_LEVEL, HOLD, Gate, panel_gate
 from heqis.backtest.signals import (
     INFERENCE_BACKENDS,
     MODES,
@@ -66,6 +70,7 @@ class BacktestResult:
     portfolio: dict[str, float]
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    selection: dict[str, Any] = field(default_factory=dict)   # the gate (selection.Gate.to_dict, "summary")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -253,11 +258,29 @@ def direction_skill(pred: Predictions, mode: str, flat_band: float, truth: tuple
     return direction_scores(said, direction(ret[pos[known]], flat_band))[1]
 
 
+Candidate = tuple[str, str]   # (generator, mode)
+
+
+@dataclass
+class SymbolOutcome:
+    """One symbol's candidates and buy-and-hold, before the panel gate says which may be chosen."""
+
+    code: str
+    ranking: list[Candidate]                                  # best select score first
+    rows: dict[Candidate, dict[str, Any]]                     # best_metrics.csv row of each, and of HOLD
+    frames: dict[Candidate, tuple[list[pd.DataFrame], list[pd.DataFrame]]]   # (equity, trades) per segment
+    select: dict[Candidate, tuple[np.ndarray, np.ndarray]]    # select (dates, equity), for the gate
+
+    def choose(self, gate: Gate) -> Candidate:
+        """The best candidate on select that the gate lets through, else buy-and-hold."""
+        return next((c for c in self.ranking if gate.passes(*c)), HOLD)
+
+
 def backtest_symbol(code: str, runner: SegmentRunner, inference: Inference, scalers: dict[str, Scaler],
                     segments: dict[str, tuple[pd.Timestamp, pd.Timestamp]], score: str,
                     preds: dict[str, Predictions] | None = None, inputs: dict[str, SymbolInputs] | None = None
-                    ) -> tuple[dict[str, Any], list[dict[str, Any]], list[pd.DataFrame], list[pd.DataFrame]]:
-    """One symbol of ``backtest_run``: (best row, candidate rows, equity frames, trade frames).
+                    ) -> tuple[SymbolOutcome, list[dict[str, Any]]]:
+    """One symbol of ``backtest_run``: (its candidates ranked on select, candidates.csv rows).
 
     Only the windows whose decision date is a session of select or test are predicted (a signal
     decided at a session's close fills at the next open inside the same segment, or never); every
@@ -284,19 +307,20 @@ def backtest_symbol(code: str, runner: SegmentRunner, inference: Inference, scal
                                                   truths[scalers[gid].target], inputs[seg].dates)
         results.setdefault((gid, mode), {})[seg] = (strategy, holds[seg], metrics)
         cand_rows.append({"symbol": code, "generator": gid, "mode": mode, "segment": seg, **metrics})
-    scored = [(per["select"][2][score], per["select"][2]["total_return"], gid, mode, per)
-              for (gid, mode), per in results.items()]
-    scored.sort(key=lambda s: (-s[0], -s[1], s[2], s[3]))   # best select score; ties: return, then name
-    _, _, gid, mode, per_segment = scored[0]
-    best = {"symbol": code, "generator": gid, "mode": mode,
-            **{k: per_segment["test"][2][k] for k in (*METRIC_NAMES, "balanced_acc")},
-            **{f"select_{k}": per_segment["select"][2][k] for k in (*METRIC_NAMES, "balanced_acc")}}
-    equities, trades = [], []
-    for segment, (strategy, hold, _) in per_segment.items():
-        eq, tr = _frames(code, segment, strategy, hold, gid, mode)
-        equities.append(eq)
-        trades.append(tr)
-    return best, cand_rows, equities, trades
+    scored = sorted(results, key=lambda c: (-results[c]["select"][2][score], -results[c]["select"][2]["total_return"],
+                                            c))   # best select score; ties: return, then name
+    for seg in names:
+        metrics = compute_metrics(holds[seg], rules.initial_cash, rules.periods_per_year, holds[seg])
+        results[HOLD] = {**results.get(HOLD, {}), seg: (holds[seg], holds[seg], {**metrics, "balanced_acc": None})}
+    outcome = SymbolOutcome(code, scored, {}, {}, {})
+    for (gid, mode), per in results.items():
+        outcome.rows[gid, mode] = {"symbol": code, "generator": gid, "mode": mode,
+                                   **{k: per["test"][2][k] for k in (*METRIC_NAMES, "balanced_acc")},
+                                   **{f"select_{k}": per["select"][2][k] for k in (*METRIC_NAMES, "balanced_acc")}}
+        frames = [_frames(code, segment, strategy, hold, gid, mode) for segment, (strategy, hold, _) in per.items()]
+        outcome.frames[gid, mode] = ([eq for eq, _ in frames], [tr for _, tr in frames])
+        outcome.select[gid, mode] = (per["select"][0].dates, per["select"][0].equity)
+    return outcome, cand_rows
 
 
 @dataclass(frozen=True)
@@ -315,10 +339,8 @@ class RunJob:
 class ChunkResult:
     """``backtest_chunk`` of some symbols: the rows and frames of those it could backtest."""
 
-    best: list[dict[str, Any]] = field(default_factory=list)
+    outcomes: list[SymbolOutcome] = field(default_factory=list)
     candidates: list[dict[str, Any]] = field(default_factory=list)
-    equities: list[pd.DataFrame] = field(default_factory=list)
-    trades: list[pd.DataFrame] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
 
 
@@ -361,12 +383,10 @@ def backtest_chunk(chunk: list[str]) -> ChunkResult:
     preds = predict_many(w.inference, w.scalers, needed)
     del needed
     for i, code in enumerate(codes):
-        best, cands, eq, tr = backtest_symbol(code, w.runner, w.inference, w.scalers, w.segments, w.score,
-                                              preds[i], inputs[i])
-        result.best.append(best)
+        outcome, cands = backtest_symbol(code, w.runner, w.inference, w.scalers, w.segments, w.score,
+                                         preds[i], inputs[i])
+        result.outcomes.append(outcome)
         result.candidates.extend(cands)
-        result.equities.extend(eq)
-        result.trades.extend(tr)
         w.runner.forget(code)
     return result
 
@@ -387,8 +407,12 @@ def backtest_run(run_dir: Path, data_dir: Path | None = None, rules: MarketRules
                  score: str = "sharpe", out: Path | None = None,
                  progress: Callable[[str, int, int], None] | None = None,
                  inference_backend: str = "auto", workers: int | None = None,
-                 cluster: str | None = None, rule_overrides: list[str] | None = None) -> BacktestResult:
+                 cluster: str | None = None, rule_overrides: list[str] | None = None,
+                 gate: float | None = GATE_LEVEL) -> BacktestResult:
     """Backtest every generator × mode of a training run; choose on ``select``, report on ``test``.
+
+    ``gate``: the family-wise level of the panel gate (``selection``); None chooses each symbol's
+    best candidate on select whether or not it beats holding.
 
     ``rules`` default to the store's market (``MarketRules.for_market``), then ``rule_overrides``
     (``KEY=VALUE`` as ``--rules``). ``inference_backend``: ``auto`` | ``onnxruntime`` | ``torch``
@@ -424,20 +448,28 @@ def backtest_run(run_dir: Path, data_dir: Path | None = None, rules: MarketRules
         done += len(index)
         progress(index[-1], done, len(symbols))
     ordered = [results[i] for i in range(len(chunks))]
-    best_rows = [row for r in ordered for row in r.best]
+    outcomes = [o for r in ordered for o in r.outcomes]
     skipped = [code for r in ordered for code in r.skipped]
-    if not best_rows:
+    if not outcomes:
         if skipped:
             raise HeqisError(f"{run_dir}: no symbol of the run has sessions in both select and test",
                              hint="fetch a longer date range")
         raise HeqisError(f"{run_dir}: no tradable symbol in the run (indices are only benchmarks)")
-    equity = pd.concat([eq for r in ordered for eq in r.equities], ignore_index=True)
+    candidates = sorted({c for o in outcomes for c in o.ranking})
+    verdict = panel_gate({c: [o.select[c] for o in outcomes if c in o.select] for c in candidates},
+                         [o.select[HOLD] for o in outcomes], gate)
+    chosen = [o.choose(verdict) for o in outcomes]
+    best_rows = [o.rows[c] for o, c in zip(outcomes, chosen, strict=True)]
+    equity = pd.concat([eq for o, c in zip(outcomes, chosen, strict=True) for eq in o.frames[c][0]],
+                       ignore_index=True)
+    trades = [tr for o, c in zip(outcomes, chosen, strict=True) for tr in o.frames[c][1]]
     portfolio, stats = portfolio_line(equity, store, "test")
     out = out or run_dir / "backtest"
+    selection = {**verdict.to_dict(), "summary": verdict.describe()}
     summary = {"run_dir": str(run_dir), "data_dir": str(store.root), "score": score, "rules": rules.to_dict(),
-               "segments": manifest["segments"], "portfolio": stats, "symbols": symbols}
+               "segments": manifest["segments"], "portfolio": stats, "symbols": symbols, "selection": selection}
     _write(out, pd.DataFrame(best_rows), pd.DataFrame([row for r in ordered for row in r.candidates]),
-           [tr for r in ordered for tr in r.trades], equity, portfolio, summary)
+           trades, equity, portfolio, summary)
     notes = [f"{len(skipped)} symbol{'s' if len(skipped) != 1 else ''} with no session in select or test "
              f"(listed later or delisted) left out: {', '.join(skipped[:10])}{' …' if len(skipped) > 10 else ''}"
              ] if skipped else []
@@ -447,7 +479,7 @@ def backtest_run(run_dir: Path, data_dir: Path | None = None, rules: MarketRules
     if how.workers > 1 or how.cluster:
         notes.append(f"backtested on {how.describe()} in {len(chunks)} chunks of ≤ {size} symbols")
     return BacktestResult(str(out), str(run_dir), score, rules.to_dict(), manifest["segments"], best_rows, stats,
-                          notes=notes)
+                          notes=notes, selection=selection)
 
 
 def backtest_signals(path: Path, data_dir: Path, rules: MarketRules | None = None, out: Path | None = None,

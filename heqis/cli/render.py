@@ -125,13 +125,15 @@ def render_backtest_result(console: Console, result: dict) -> None:
                  f"{r['sharpe']:.2f}", f"{r['max_drawdown']:.1%}", str(r["trades"]), f"{r['win_rate']:.0%}",
                  str(blocked)]
         if selecting:
-            cells.append(f"{r['select_' + result['score']]:.2f}")
+            cells.append(_num(r["select_" + result["score"]], ".2f"))   # None: buy-and-hold has no direction
         grid.add_row(*cells)
     console.print(grid)
     seg = result["segments"]
     if "test" in seg:
         console.print(f"chosen on select {seg['select'][0]}→{seg['select'][1]} by {result['score']}, "
                       f"reported on test {seg['test'][0]}→{seg['test'][1]}")
+    if result.get("selection"):
+        console.print(result["selection"]["summary"])
     p = result["portfolio"]
     if p:
         line = f"equal-weight portfolio {p['portfolio_return']:+.1%} (max drawdown {p['portfolio_max_drawdown']:.1%})"

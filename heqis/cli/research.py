@@ -407,6 +407,14 @@ def backtest(
                                                 "scheduler at ADDR (tcp://HOST:8786; the run and data "
                                                 "folders at the same paths on every worker), or 'local'.")]
         = None,
+    gate: Annotated[float, typer.Option(min=1e-9, max=1.0, metavar="P", help="RUN_DIR: a generator × mode is "
+                                        "chosen only if, over all the run's symbols, its equal-weight portfolio "
+                                        "beats buy-and-hold on select (daily alpha, Newey–West t, one-sided p < "
+                                        "P / candidates); a symbol with none holds (generator buy_hold).")]
+        = 0.01,
+    no_gate: Annotated[bool, typer.Option("--no-gate", help="RUN_DIR: choose each symbol's best candidate on "
+                                          "select whether or not it beats holding (the select_* columns then "
+                                          "overstate the edge).")] = False,
     start: Annotated[datetime | None, date_option("--signals: first day to simulate")] = None,
     end: Annotated[datetime | None, date_option("--signals: last day to simulate")] = None,
     json_out: JsonOpt = False,
@@ -415,8 +423,10 @@ def backtest(
 
     With a RUN_DIR every generator × mode (cls: argmax class; reg: predicted return vs a threshold) is
     scored on the run's select segment; the chosen one per symbol is reported on the later test segment,
-    so the reported numbers are not the ones the choice was tuned on. Writes best_metrics.csv,
-    candidates.csv, trades.parquet, equity.parquet, portfolio.parquet and summary.json.
+    so the reported numbers are not the ones the choice was tuned on. The best of eight candidates on
+    one symbol's select year always looks better than holding, so a candidate may be chosen only if it
+    beats buy-and-hold on select over all the run's symbols (--gate); otherwise the symbol holds. Writes
+    best_metrics.csv, candidates.csv, trades.parquet, equity.parquet, portfolio.parquet and summary.json.
 
     [bold]Examples[/]
 
@@ -424,6 +434,7 @@ def backtest(
       heqis backtest runs/exp1 --rules slippage_bps=0 --score total_return
       heqis backtest --signals my_signals.csv -d heqis-data
       heqis backtest runs/exp1 --workers 2             # symbols in 2 processes
+      heqis backtest runs/exp1 --no-gate               # best on select, even if no better than holding
     """
     from heqis.backtest.rules import MarketRules
 
@@ -432,6 +443,10 @@ def backtest(
     for name in ("workers", "cluster"):
         if signals is not None and given_on_command_line(ctx, name):
             raise usage_error(f"--{name}", f"--{name} spreads a RUN_DIR's symbols; --signals runs in one process")
+    for name in ("gate", "no_gate"):
+        if signals is not None and given_on_command_line(ctx, name):
+            flag = "--" + name.replace("_", "-")
+            raise usage_error(flag, f"{flag} chooses among a RUN_DIR's generators; a signal file has one strategy")
     with user_errors(ctx):
         MarketRules().with_overrides(rules)          # a bad --rules fails here, before any work
         if signals is not None:
@@ -449,7 +464,7 @@ def backtest(
             with progress(json_out, "backtest") as update:
                 result = backtest_run(run_dir, data_dir, None, score, out, progress=update,  # type: ignore[arg-type]
                                       inference_backend=inference, workers=workers, cluster=cluster,
-                                      rule_overrides=rules)
+                                      rule_overrides=rules, gate=None if no_gate else gate)
     show(result.to_dict(), json_out, "render_backtest_result")
 
 

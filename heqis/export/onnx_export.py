@@ -23,6 +23,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from heqis.backtest.selection import HOLD
 from heqis.errors import HeqisError
 from heqis.features.windows import Scaler, Segments, WindowIndex, index_windows
 from heqis.fileio import fsync_dir, read_json, sha256_file, write_json
@@ -96,7 +97,9 @@ def real_windows(windows: WindowIndex, scaler: Scaler, segments: Segments, segme
 
 def routing_for(run_dir: Path, manifest: dict[str, Any], generators: list[str],
                 default_threshold: float) -> dict[str, Any]:
-    """symbol → generator, mode, threshold: the backtest's choice when there is one, else the val best."""
+    """symbol → generator, mode, threshold: the backtest's choice when there is one, else the val best.
+    A symbol the backtest left holding (no generator × mode passed its gate) gets the val best too, with
+    ``"backtest": "buy_hold"`` so that nobody mistakes its signals for a selected strategy's."""
     best_csv = run_dir / "backtest" / "best_metrics.csv"
     fallback = manifest.get("best_generator") or generators[0]
     if fallback not in generators:
@@ -111,6 +114,9 @@ def routing_for(run_dir: Path, manifest: dict[str, Any], generators: list[str],
         for row in pd.read_csv(best_csv).to_dict("records"):
             if row["generator"] in generators:
                 routes[row["symbol"]] = {"generator": row["generator"], "mode": row["mode"], "threshold": threshold}
+            elif (row["generator"], row["mode"]) == HOLD:   # no model beat holding: the validation best, flagged
+                routes[row["symbol"]] = {"generator": fallback, "mode": "cls", "threshold": default_threshold,
+                                         "backtest": "buy_hold"}
         source = "backtest (chosen on select)"
     for symbol in manifest["symbols"]:
         routes.setdefault(symbol, {"generator": fallback, "mode": "cls", "threshold": default_threshold})
