@@ -173,6 +173,7 @@ def _report(name: str, study: Study) -> None:
                   f"dm_t {row['dm_t']} p {p}")
     for seg in ("select", "test"):
         print(f"  backtest {seg}: {excess_over_buy_hold(study, seg)}")
+    print(f"  {study.backtest['selection']['summary']}")
 
 
 # -- the tests -------------------------------------------------------------------------------------
