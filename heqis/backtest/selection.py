@@ -69,7 +69,7 @@ class Gate:
                 "passed": sorted(k for k, v in self.candidates.items() if v["passed"])}
 
     def describe(self) -> str:
-        """One line for the notes of ``heqis backtest``."""
+        """One line for ``heqis backtest`` (``selection.summary`` in its JSON and summary.json)."""
         if self.level is None:
             return "no selection gate (--no-gate): each symbol takes its best candidate on select"
         passed = [k for k, v in self.candidates.items() if v["passed"]]
