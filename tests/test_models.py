@@ -96,3 +96,26 @@ def test_rope_rotation_preserves_norm_and_is_relative():
     torch.testing.assert_close(rq.norm(dim=-1), q.norm().expand(32), atol=1e-5, rtol=1e-5)
     assert float(rq[7] @ rk[3]) == pytest.approx(float(rq[20] @ rk[16]), abs=1e-4)
     assert math.isclose(float(rq[0] @ rk[0]), float(q @ k), abs_tol=1e-5)
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_transformer_last_block_computes_only_the_row_it_reads(layers):
+    """G3 reads out the last position, so its last block computes that row alone: the outputs equal
+    the full blocks' last row (to float rounding), and the gradient still reaches every bar of the
+    window."""
+    torch.manual_seed(0)
+    g = build_generator("transformer", F, W, {"d_model": 16, "heads": 2, "layers": layers}, None).eval()
+    x = torch.randn(64, W, F, requires_grad=True)
+    reg, cls = g(x)
+    with torch.no_grad():
+        h = g.inp(x)
+        for block in g.blocks:
+            h = block(h)                                   # every row of every block
+        full = g.norm(h[:, -1])
+    torch.testing.assert_close(reg, g.reg_head(full), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(cls, g.cls_head(full), atol=1e-5, rtol=1e-5)
+    reg.sum().backward()
+    assert (x.grad[:, 0].abs().sum(dim=-1) > 0).all()       # the first bar still counts
+    row = RopeSelfAttention(16, 2, max_len=64).eval()
+    y = torch.randn(3, 40, 16)
+    torch.testing.assert_close(row(y, last_only=True), row(y)[:, -1:], atol=1e-6, rtol=1e-5)

@@ -9,6 +9,7 @@ the share count on ex-dates, so dividends and bonus shares neither lose nor inve
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 
@@ -343,14 +344,22 @@ def symbol_inputs(bars: pd.DataFrame, sessions: pd.DatetimeIndex, symbol: str, k
 
 @dataclass
 class SymbolRun:
-    """A symbol's backtest: daily equity and position, trades, and how often orders had to wait."""
+    """A symbol's backtest: daily equity and position, trades, and how often orders had to wait.
+
+    The trades are kept as columns (``TRADE_COLUMNS`` but ``symbol``, one row per trade) and become a
+    DataFrame only when asked for: a run scores every candidate but writes out one, and a DataFrame
+    per candidate cost more than its simulation."""
 
     symbol: str
     dates: np.ndarray
     equity: np.ndarray
     shares: np.ndarray
-    trades: pd.DataFrame
+    trade_columns: dict[str, np.ndarray]
     counters: dict[str, int]
+
+    @functools.cached_property
+    def trades(self) -> pd.DataFrame:
+        return _frame(self.symbol, self.trade_columns, 0, len(self.trade_columns["pnl"]))
 
 
 def run_symbol(inputs: SymbolInputs, signal: np.ndarray, rules: MarketRules) -> SymbolRun:
@@ -362,8 +371,7 @@ def run_symbol(inputs: SymbolInputs, signal: np.ndarray, rules: MarketRules) -> 
         np.asarray(signal, dtype=np.int64), rules.stamp_duty_array(inputs.dates), float(rules.initial_cash),
         float(rules.lot), rules.commission_rate, rules.commission_min, rules.transfer_fee_rate,
         rules.slippage_bps / 1e4, rules.position_fraction, rules.limit_tolerance)
-    trades = trades_frame(inputs, raw, equity, shares)
-    return SymbolRun(inputs.symbol, inputs.dates, equity, shares, trades,
+    return SymbolRun(inputs.symbol, inputs.dates, equity, shares, trade_columns(inputs, raw),
                      dict(zip(COUNTER_NAMES, (int(c) for c in counters), strict=True)))
 
 
@@ -373,7 +381,7 @@ TRADE_COLUMNS = ("symbol", "entry_date", "entry_price", "exit_date", "exit_price
 
 def _trade_columns(raw: np.ndarray, dates: np.ndarray, first: np.ndarray, last: np.ndarray,
                    last_close: np.ndarray) -> dict[str, np.ndarray]:
-    """``trades_frame``'s columns for many trades at once. ``raw`` rows hold session indices relative
+    """``SymbolRun.trade_columns`` for many trades at once. ``raw`` rows hold session indices relative
     to their case; ``first`` / ``last`` are each row's case's first and last index into ``dates``,
     ``last_close`` its last known close (what an open trade is marked at)."""
     entry = raw[:, 0].astype(np.int64)
@@ -405,14 +413,19 @@ def _last_close(close: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.n
     return np.where((at >= starts) & (ends > starts), close[np.maximum(at, 0)], np.nan)
 
 
-def trades_frame(inputs: SymbolInputs, raw: np.ndarray, equity: np.ndarray, shares: np.ndarray) -> pd.DataFrame:
-    """One row per trade; an open trade is marked at the last known close."""
+def trade_columns(inputs: SymbolInputs, raw: np.ndarray) -> dict[str, np.ndarray]:
+    """``SymbolRun.trade_columns`` of one simulation; an open trade is marked at the last known close."""
     n = len(inputs.dates)
     lc = _last_close(np.asarray(inputs.close, np.float64), np.array([0]), np.array([n]))[0]
     k = len(raw)
-    cols = _trade_columns(np.asarray(raw, np.float64).reshape(k, 8), inputs.dates, np.zeros(k, np.int64),
+    return _trade_columns(np.asarray(raw, np.float64).reshape(k, 8), inputs.dates, np.zeros(k, np.int64),
                           np.full(k, n - 1, np.int64), np.full(k, lc))
-    return _frame(inputs.symbol, cols, 0, k)
+
+
+def trades_frame(inputs: SymbolInputs, raw: np.ndarray, equity: np.ndarray, shares: np.ndarray) -> pd.DataFrame:
+    """One row per trade; an open trade is marked at the last known close."""
+    cols = trade_columns(inputs, raw)
+    return _frame(inputs.symbol, cols, 0, len(raw))
 
 
 def run_symbols(inputs: list[SymbolInputs], signals: list[np.ndarray], rules: MarketRules,
@@ -451,14 +464,12 @@ def run_symbols(inputs: list[SymbolInputs], signals: list[np.ndarray], rules: Ma
     case = raw[:, 8].astype(np.int64)
     ends = bases + lengths
     cols = _trade_columns(raw, dates, bases[case], ends[case] - 1, _last_close(close, bases, ends)[case])
-    # one frame for the batch, cut per case: a DataFrame per case costs milliseconds, a row slice a tenth
-    table = pd.DataFrame({"symbol": np.repeat(np.array([i.symbol for i in inputs], dtype=object), counts), **cols})
     row = np.zeros(m + 1, dtype=np.int64)
     np.cumsum(counts, out=row[1:])
     out = []
     for c, inp in enumerate(inputs):
         lo, hi = bases[c], bases[c] + lengths[c]
-        frame = table.iloc[row[c]:row[c + 1]].reset_index(drop=True) if counts[c] else _frame(inp.symbol, cols, 0, 0)
-        out.append(SymbolRun(inp.symbol, inp.dates, equity[lo:hi], held[lo:hi], frame,
+        out.append(SymbolRun(inp.symbol, inp.dates, equity[lo:hi], held[lo:hi],
+                             {k: v[row[c]:row[c + 1]] for k, v in cols.items()},
                              dict(zip(COUNTER_NAMES, (int(x) for x in counters[c]), strict=True))))
     return out

@@ -21,6 +21,12 @@ def max_drawdown(equity: np.ndarray) -> float:
     return float(np.min(equity / peak - 1.0))
 
 
+def _nanmin(values: np.ndarray) -> float:
+    """The smallest non-NaN value, NaN when there is none (as pandas' ``min``)."""
+    known = values[~np.isnan(values)]
+    return float(known.min()) if len(known) else math.nan
+
+
 def compute_metrics(run: SymbolRun, initial_cash: float, periods_per_year: int,
                     buy_hold: SymbolRun | None = None) -> dict[str, float]:
     eq = run.equity
@@ -33,10 +39,9 @@ def compute_metrics(run: SymbolRun, initial_cash: float, periods_per_year: int,
     sharpe = float(np.mean(rets) / sd * math.sqrt(periods_per_year)) if sd > 0 else 0.0
     mdd = max_drawdown(np.concatenate(([initial_cash], eq)))
     calmar = annual / abs(mdd) if mdd < 0 else 0.0
-    # the trades' columns as numpy (pandas boolean indexing per call cost more than the simulation)
-    trades = run.trades
-    pnl = trades["pnl"].to_numpy(dtype=float) if len(trades) else np.zeros(0)
-    closed = pnl[trades["closed"].to_numpy(dtype=bool)] if len(trades) else pnl
+    cols = run.trade_columns   # numpy columns: a DataFrame per candidate cost more than its simulation
+    pnl = np.asarray(cols["pnl"], dtype=float)
+    closed = pnl[np.asarray(cols["closed"], dtype=bool)]
     wins, losses = closed[closed > 0], closed[closed <= 0]
     pl_ratio = float(wins.mean() / abs(losses.mean())) if len(wins) and len(losses) and losses.mean() < 0 else \
         (math.inf if len(wins) and not len(losses) else 0.0)
@@ -45,9 +50,9 @@ def compute_metrics(run: SymbolRun, initial_cash: float, periods_per_year: int,
         "total_return": total, "annual_return": annual, "sharpe": sharpe, "max_drawdown": mdd, "calmar": calmar,
         "win_rate": float(len(wins) / len(closed)) if len(closed) else 0.0,
         "profit_loss_ratio": pl_ratio,
-        "trades": len(trades),
+        "trades": len(pnl),
         "exposure": float(np.mean(run.shares > 0)) if n else 0.0,
-        "worst_trade": float(trades["return"].to_numpy(dtype=float).min()) if len(trades) else 0.0,
+        "worst_trade": _nanmin(np.asarray(cols["return"], dtype=float)) if len(pnl) else 0.0,
         "buy_hold_return": bh, "excess_return": total - bh,
     }
     out.update({k: run.counters[k] for k in ("buy_blocked_limit", "sell_blocked_limit", "blocked_suspended",

@@ -268,12 +268,18 @@ class SymbolOutcome:
     code: str
     ranking: list[Candidate]                                  # best select score first
     rows: dict[Candidate, dict[str, Any]]                     # best_metrics.csv row of each, and of HOLD
-    frames: dict[Candidate, tuple[list[pd.DataFrame], list[pd.DataFrame]]]   # (equity, trades) per segment
+    runs: dict[Candidate, dict[str, tuple[SymbolRun, SymbolRun]]]   # (strategy, buy-and-hold) per segment
     select: dict[Candidate, tuple[np.ndarray, np.ndarray]]    # select (dates, equity), for the gate
 
     def choose(self, gate: Gate) -> Candidate:
         """The best candidate on select that the gate lets through, else buy-and-hold."""
         return next((c for c in self.ranking if gate.passes(*c)), HOLD)
+
+    def frames(self, candidate: Candidate) -> tuple[list[pd.DataFrame], list[pd.DataFrame]]:
+        """(equity, trades) frames of one candidate per segment, built only for the chosen one."""
+        frames = [_frames(self.code, seg, strategy, hold, *candidate)
+                  for seg, (strategy, hold) in self.runs[candidate].items()]
+        return [eq for eq, _ in frames], [tr for _, tr in frames]
 
 
 def backtest_symbol(code: str, runner: SegmentRunner, inference: Inference, scalers: dict[str, Scaler],
@@ -317,8 +323,7 @@ def backtest_symbol(code: str, runner: SegmentRunner, inference: Inference, scal
         outcome.rows[gid, mode] = {"symbol": code, "generator": gid, "mode": mode,
                                    **{k: per["test"][2][k] for k in (*METRIC_NAMES, "balanced_acc")},
                                    **{f"select_{k}": per["select"][2][k] for k in (*METRIC_NAMES, "balanced_acc")}}
-        frames = [_frames(code, segment, strategy, hold, gid, mode) for segment, (strategy, hold, _) in per.items()]
-        outcome.frames[gid, mode] = ([eq for eq, _ in frames], [tr for _, tr in frames])
+        outcome.runs[gid, mode] = {segment: (strategy, hold) for segment, (strategy, hold, _) in per.items()}
         outcome.select[gid, mode] = (per["select"][0].dates, per["select"][0].equity)
     return outcome, cand_rows
 
@@ -460,9 +465,9 @@ def backtest_run(run_dir: Path, data_dir: Path | None = None, rules: MarketRules
                          [o.select[HOLD] for o in outcomes], gate)
     chosen = [o.choose(verdict) for o in outcomes]
     best_rows = [o.rows[c] for o, c in zip(outcomes, chosen, strict=True)]
-    equity = pd.concat([eq for o, c in zip(outcomes, chosen, strict=True) for eq in o.frames[c][0]],
-                       ignore_index=True)
-    trades = [tr for o, c in zip(outcomes, chosen, strict=True) for tr in o.frames[c][1]]
+    frames = [o.frames(c) for o, c in zip(outcomes, chosen, strict=True)]
+    equity = pd.concat([eq for eqs, _ in frames for eq in eqs], ignore_index=True)
+    trades = [tr for _, trs in frames for tr in trs]
     portfolio, stats = portfolio_line(equity, store, "test")
     out = out or run_dir / "backtest"
     selection = {**verdict.to_dict(), "summary": verdict.describe()}

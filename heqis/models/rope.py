@@ -60,8 +60,19 @@ class RopeSelfAttention(nn.Module):
         q, k, _ = self.split(x)
         return q @ k.transpose(-1, -2) / self.head_dim**0.5
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, last_only: bool = False) -> torch.Tensor:
+        """``[B, T, d] -> [B, T, d]``; ``last_only``: the last position's output only, ``[B, 1, d]``,
+        the same numbers as the full output's last row (to float rounding): its query against every
+        key and value, without the other T - 1 queries."""
         b, t, d = x.shape
-        q, k, v = self.split(x)
+        if not last_only:
+            q, k, v = self.split(x)
+            out = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0)
+            return self.proj(out.transpose(1, 2).reshape(b, t, d))
+        w, bias = self.qkv.weight, self.qkv.bias
+        q = F.linear(x[:, -1:], w[:d], bias[:d]).reshape(b, 1, self.heads, self.head_dim).transpose(1, 2)
+        k, v = F.linear(x, w[d:], bias[d:]).reshape(b, t, 2, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        q = apply_rope(q, self.cos[t - 1:t], self.sin[t - 1:t])
+        k = apply_rope(k, self.cos[:t], self.sin[:t])
         out = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0)
-        return self.proj(out.transpose(1, 2).reshape(b, t, d))
+        return self.proj(out.transpose(1, 2).reshape(b, 1, d))
