@@ -377,3 +377,14 @@ def test_score_balanced_acc_chooses_the_best_direction_on_select(tiny_run, sampl
         mine = select[select["symbol"] == row["symbol"]]
         assert row["select_balanced_acc"] == pytest.approx(mine["balanced_acc"].max())
         assert 0 <= row["balanced_acc"] <= 1
+
+
+def test_sorted_isin_is_np_isin_on_a_sorted_reference():
+    from heqis.backtest.signals import sorted_isin
+
+    rng = np.random.default_rng(3)
+    ref = np.unique(rng.integers(0, 500, 120)).astype("datetime64[D]").astype("datetime64[ns]")
+    values = rng.integers(-20, 520, 400).astype("datetime64[D]").astype("datetime64[ns]")
+    assert np.array_equal(sorted_isin(values, ref), np.isin(values, ref))
+    assert sorted_isin(values, ref).any() and not sorted_isin(values, ref).all()
+    assert not sorted_isin(values, ref[:0]).any()

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from heqis.backtest.engine import SymbolInputs, SymbolRun, run_symbols, symbol_inputs
+from heqis.backtest.engine import TRADE_COLUMNS, SymbolInputs, SymbolRun, run_symbols, symbol_inputs
 from heqis.backtest.metrics import METRIC_NAMES, compute_metrics, max_drawdown
 from heqis.backtest.rules import MarketRules
 from heqis.backtest.selection import GATE_LEVEL, HOLD, Gate, panel_gate
@@ -40,6 +40,7 @@ from heqis.backtest.signals import (
     predict_many,
     predict_needed,
     read_signal_file,
+    sorted_isin,
 )
 from heqis.data.store import DataStore, atomic_write_parquet
 from heqis.errors import HeqisError
@@ -157,12 +158,34 @@ def on_sessions(pred_dates: np.ndarray, values: np.ndarray, sessions: np.ndarray
     return np.where(pred_dates[pos] == sessions, values[pos], 0).astype(np.int64)
 
 
-def _frames(code: str, segment: str, strategy: SymbolRun, buy_hold: SymbolRun, generator: str,
-            mode: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    equity = pd.DataFrame({"symbol": code, "trade_date": strategy.dates, "segment": segment, "generator": generator,
-                           "mode": mode, "equity": strategy.equity, "buy_hold": buy_hold.equity,
-                           "shares": strategy.shares})
-    trades = strategy.trades.assign(segment=segment, generator=generator, mode=mode)
+Shown = tuple[str, str, str, str, SymbolRun, SymbolRun]   # (symbol, segment, generator, mode, strategy, hold)
+
+
+def result_frames(shown: list[Shown]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The equity and trades tables of the runs a backtest writes out, one frame each built from the
+    runs' arrays (a frame per symbol and segment cost more than all of the run's simulations)."""
+    days = [len(r[4].dates) for r in shown]
+    counts = [len(r[4].trade_columns["pnl"]) for r in shown]
+
+    def tags(counts: list[int]) -> dict[str, np.ndarray]:
+        return {name: np.repeat(np.array([r[i] for r in shown], dtype=object), counts)
+                for i, name in ((1, "segment"), (2, "generator"), (3, "mode"))}
+
+    def cat(arrays: list[np.ndarray], dtype: Any) -> np.ndarray:
+        return np.concatenate(arrays).astype(dtype, copy=False) if arrays else np.zeros(0, dtype)
+
+    symbols = np.array([r[0] for r in shown], dtype=object)
+    equity = pd.DataFrame({"symbol": np.repeat(symbols, days),
+                           "trade_date": cat([r[4].dates for r in shown], "datetime64[ns]"),
+                           **tags(days),
+                           "equity": cat([r[4].equity for r in shown], np.float64),
+                           "buy_hold": cat([r[5].equity for r in shown], np.float64),
+                           "shares": cat([r[4].shares for r in shown], np.float64)})
+    first = shown[0][4].trade_columns if shown else {}
+    trades = pd.DataFrame({"symbol": np.repeat(symbols, counts),
+                           **{c: cat([r[4].trade_columns[c] for r in shown], first[c].dtype if shown else np.float64)
+                              for c in TRADE_COLUMNS[1:]},
+                           **tags(counts)})
     return equity, trades
 
 
@@ -186,13 +209,13 @@ def portfolio_line(equity: pd.DataFrame, store: DataStore, segment: str) -> tupl
     return frame, stats
 
 
-def _write(out: Path, best: pd.DataFrame, candidates: pd.DataFrame | None, trades: list[pd.DataFrame],
+def _write(out: Path, best: pd.DataFrame, candidates: pd.DataFrame | None, trades: pd.DataFrame,
            equity: pd.DataFrame, portfolio: pd.DataFrame, summary: dict[str, Any]) -> None:
     out.mkdir(parents=True, exist_ok=True)
     atomic_write(out / "best_metrics.csv", best.to_csv(index=False).encode())
     if candidates is not None:
         atomic_write(out / "candidates.csv", candidates.to_csv(index=False).encode())
-    atomic_write_parquet(out / "trades.parquet", pd.concat(trades, ignore_index=True) if trades else pd.DataFrame())
+    atomic_write_parquet(out / "trades.parquet", trades)
     atomic_write_parquet(out / "equity.parquet", equity)
     atomic_write_parquet(out / "portfolio.parquet", portfolio)
     write_json(out / "summary.json", summary)
@@ -250,7 +273,7 @@ def direction_skill(pred: Predictions, mode: str, flat_band: float, truth: tuple
 
     dates, ret = truth
     pos = np.searchsorted(dates, pred.dates)
-    known = (pos < len(dates)) & np.isin(pred.dates, sessions)
+    known = (pos < len(dates)) & sorted_isin(pred.dates, sessions)
     known[known] = dates[pos[known]] == pred.dates[known]
     if not known.any():
         return float("nan")
@@ -275,11 +298,9 @@ class SymbolOutcome:
         """The best candidate on select that the gate lets through, else buy-and-hold."""
         return next((c for c in self.ranking if gate.passes(*c)), HOLD)
 
-    def frames(self, candidate: Candidate) -> tuple[list[pd.DataFrame], list[pd.DataFrame]]:
-        """(equity, trades) frames of one candidate per segment, built only for the chosen one."""
-        frames = [_frames(self.code, seg, strategy, hold, *candidate)
-                  for seg, (strategy, hold) in self.runs[candidate].items()]
-        return [eq for eq, _ in frames], [tr for _, tr in frames]
+    def shown(self, candidate: Candidate) -> list[Shown]:
+        """One candidate's runs per segment, as ``result_frames`` takes them."""
+        return [(self.code, seg, *candidate, strategy, hold) for seg, (strategy, hold) in self.runs[candidate].items()]
 
 
 def backtest_symbol(code: str, runner: SegmentRunner, inference: Inference, scalers: dict[str, Scaler],
@@ -465,9 +486,7 @@ def backtest_run(run_dir: Path, data_dir: Path | None = None, rules: MarketRules
                          [o.select[HOLD] for o in outcomes], gate)
     chosen = [o.choose(verdict) for o in outcomes]
     best_rows = [o.rows[c] for o, c in zip(outcomes, chosen, strict=True)]
-    frames = [o.frames(c) for o, c in zip(outcomes, chosen, strict=True)]
-    equity = pd.concat([eq for eqs, _ in frames for eq in eqs], ignore_index=True)
-    trades = [tr for _, trs in frames for tr in trs]
+    equity, trades = result_frames([row for o, c in zip(outcomes, chosen, strict=True) for row in o.shown(c)])
     portfolio, stats = portfolio_line(equity, store, "test")
     out = out or run_dir / "backtest"
     selection = {**verdict.to_dict(), "summary": verdict.describe()}
@@ -498,14 +517,12 @@ def backtest_signals(path: Path, data_dir: Path, rules: MarketRules | None = Non
     rules = (rules or MarketRules.for_market(store.market())).with_overrides(rule_overrides)
     signals = read_signal_file(path, store)
     runner = SegmentRunner(store, rules, Universe.of(store))
-    rows, trades, equities = [], [], []
+    rows, shown = [], []
     for code, sig in signals.items():
         strategy, hold, metrics = runner.run(code, sig, start, end)
         rows.append({"symbol": code, "generator": "signals", "mode": "file", **metrics})
-        eq, tr = _frames(code, "all", strategy, hold, "signals", "file")
-        equities.append(eq)
-        trades.append(tr)
-    equity = pd.concat(equities, ignore_index=True)
+        shown.append((code, "all", "signals", "file", strategy, hold))
+    equity, trades = result_frames(shown)
     portfolio, stats = portfolio_line(equity, store, "all")
     out = out or Path("backtest")
     summary = {"signals": str(path), "data_dir": str(store.root), "rules": rules.to_dict(), "portfolio": stats}

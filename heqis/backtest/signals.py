@@ -30,7 +30,7 @@ from heqis.features.transform import Scaler, scale_free
 from heqis.features.windows import inference_windows, research_inputs, valid_ends
 
 __all__ = ["MODES", "Inference", "Predictions", "align", "needed_windows", "predict", "predict_needed",
-           "read_signal_file", "to_signals"]
+           "read_signal_file", "sorted_isin", "to_signals"]
 INFERENCE_BACKENDS = ("auto", "onnxruntime", "torch")
 OPSET = 17           # the artifact export's opset (heqis.export.onnx_export)
 ORT_BATCH = 256      # ONNX Runtime on 2 CPU threads: the transformer is fastest near 256 (benchmarks/backtest_run.py)
@@ -66,9 +66,18 @@ def predict(model: torch.nn.Module, scaler: Scaler, bars: pd.DataFrame, batch: i
     return Predictions(dates, scaler.inverse_y(np.concatenate(regs)), np.concatenate(logits))
 
 
+def sorted_isin(values: np.ndarray, sorted_ref: np.ndarray) -> np.ndarray:
+    """``np.isin(values, sorted_ref)`` for a sorted ``sorted_ref``, by binary search (``np.isin``
+    sorts both sides on every call: most of a symbol's bookkeeping in a backtest)."""
+    if not len(sorted_ref):
+        return np.zeros(len(values), dtype=bool)
+    pos = np.minimum(np.searchsorted(sorted_ref, values), len(sorted_ref) - 1)
+    return sorted_ref[pos] == values
+
+
 def needed_windows(bars: pd.DataFrame, values: np.ndarray, window: int, dates: np.ndarray,
                    inputs: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """``inference_windows`` restricted to the windows ending on ``dates`` (sorted datetime64[ns]),
+    """``inference_windows`` restricted to the windows ending on ``dates`` (sorted unique datetime64[ns]),
     from the symbol's ``research_inputs`` ``values``: the same rows, bit for bit, as predicting every
     window and keeping those dates (``scale_free`` works window by window)."""
     all_dates = bars["trade_date"].to_numpy(dtype="datetime64[ns]")
@@ -76,7 +85,7 @@ def needed_windows(bars: pd.DataFrame, values: np.ndarray, window: int, dates: n
     if n < window:
         return np.zeros((0, window, n_f), np.float32), all_dates[:0]
     ends = valid_ends(values, window, with_target=False)
-    ends = ends[np.isin(all_dates[ends], dates)]
+    ends = ends[sorted_isin(all_dates[ends], dates)]
     view = np.lib.stride_tricks.sliding_window_view(values, window, axis=0)
     x = scale_free(np.swapaxes(view[ends - window + 1], 1, 2), inputs).astype(np.float32)
     return x, all_dates[ends]
