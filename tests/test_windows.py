@@ -167,3 +167,21 @@ def test_read_only_bars_use_the_same_compiled_kernel():
     assert not msg.data.flags.writeable
     np.testing.assert_array_equal(model_inputs(msg.data, last_n=60), expected)
     assert list(ind.model_inputs_into.signatures) == before
+
+
+def test_the_brains_fused_window_transform_is_bit_for_bit_the_numpy_one(bars):
+    """``scaled_window`` (one compiled pass, the brain's per-request path) gives the float32 bits of
+    ``scaler.transform(scale_free(window))`` on real windows of every symbol and on extreme scales."""
+    from heqis.features.transform import scaled_window
+    from heqis.features.windows import research_inputs
+
+    rng = np.random.default_rng(7)
+    n_f = len(MODEL_INPUTS)
+    scaler = Scaler(MODEL_INPUTS, 20, rng.uniform(0.1, 40, n_f), rng.uniform(-3, 3, n_f), 1.0, 0.0, 0.005, {})
+    windows = [w for b in bars.values() for w in np.lib.stride_tricks.sliding_window_view(
+        research_inputs(b), 20, axis=0)[100::37].swapaxes(1, 2)]
+    windows += [rng.normal(50, 20, (20, n_f)) * scale for scale in (1e-6, 1e-3, 1e3, 1e6)]
+    assert len(windows) > 200
+    for w in windows:
+        got, want = scaled_window(w, scaler), scaler.transform(scale_free(w))
+        assert got.dtype == np.float32 and np.array_equal(got.view(np.uint32), want.view(np.uint32))

@@ -6,9 +6,9 @@ by the same rules as ``heqis data`` (heqis.data.bar_checks). A request carries t
 into ``REQUEST_COLUMNS`` by ``request_window``: raw prices, volume, turnover and the adjustment
 factor, as float32 (the wire format). The brain runs ``brain_input``: the same ``model_inputs``
 (which forward-adjusts with the latest factor in the window, as the store does), ``scale_free`` and
-scaler as training, over the window plus enough history that every indicator has converged
-(EMA60's seed and Wilder's RSI fade geometrically; 500 bars leave them < 1e-7 away from the
-research values, tested). Live and research cannot disagree.
+the scaler as training (fused for one window: ``scaled_window``, bit for bit), over the window plus
+enough history that every indicator has converged (EMA60's seed and Wilder's RSI fade
+geometrically; 500 bars leave them < 1e-7 away from the research values, tested). Live and research cannot disagree.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from heqis.features.inputs import BAR_INPUTS, model_inputs
-from heqis.features.transform import Scaler, scale_free
+from heqis.features.transform import Scaler, scaled_window
 
 HISTORY_COLUMNS: tuple[str, ...] = ("open_raw", "high_raw", "low_raw", "close_raw", "pre_close_raw", "vol", "amount",
                                     "adj_factor", "up_limit", "down_limit", "turnover", "is_st")
@@ -63,4 +63,4 @@ def brain_input(bars: np.ndarray, scaler: Scaler) -> np.ndarray | None:
     values = model_inputs(bars, last_n=scaler.window)
     if not np.isfinite(values).all():
         return None
-    return scaler.transform(scale_free(values))
+    return scaled_window(values, scaler)
