@@ -388,3 +388,46 @@ def test_sorted_isin_is_np_isin_on_a_sorted_reference():
     assert np.array_equal(sorted_isin(values, ref), np.isin(values, ref))
     assert sorted_isin(values, ref).any() and not sorted_isin(values, ref).all()
     assert not sorted_isin(values, ref[:0]).any()
+
+
+def test_equal_weight_line_is_the_pandas_definition():
+    """The gate's portfolio line (numpy) equals concat → ffill → mean over the started symbols, with
+    late starts, early ends, holes (suspensions) and an empty symbol."""
+    from heqis.backtest.selection import equal_weight_line
+
+    rng = np.random.default_rng(5)
+    days = pd.bdate_range("2021-01-01", periods=200).to_numpy()
+    lines = []
+    for i in range(40):
+        d = days[rng.integers(0, 80):rng.integers(120, 201)]
+        if i % 5 == 0:
+            d = np.delete(d, rng.integers(0, len(d), 8))
+        lines.append((d, np.cumprod(1 + rng.normal(0, 0.02, len(d))) * 1e4))
+    lines.append((days[:0], np.zeros(0)))
+    want = pd.concat([pd.Series(e / e[0], index=pd.DatetimeIndex(d)) for d, e in lines if len(e)], axis=1,
+                     sort=True).ffill().mean(axis=1)
+    got = equal_weight_line(lines)
+    assert got.index.equals(want.index)
+    np.testing.assert_allclose(got.to_numpy(), want.to_numpy(), rtol=1e-13, atol=0)
+
+
+def test_needed_inputs_scale_the_needed_windows_bit_for_bit(tiny_run, sample_store):
+    """The backtest's fused window kernel (``scaled_windows``, round32) gives the float32 bits of
+    ``scaler.transform(needed_windows(...))`` for every generator's own look-back."""
+    from heqis.backtest.signals import _scaler_key, needed_inputs, needed_windows
+    from heqis.features.transform import Scaler
+    from heqis.features.windows import research_inputs
+    from heqis.formats.run import RunFolder
+
+    run = RunFolder.open(tiny_run)
+    scalers = {g: Scaler.load(run.scaler_path(g)) for g in run.generators()}
+    assert len({s.window for s in scalers.values()}) > 1              # per-generator look-backs
+    bars = sample_store.read_bars("600519.SH")
+    values = research_inputs(bars)
+    dates = bars["trade_date"].to_numpy(dtype="datetime64[ns]")[-400::3]
+    got = needed_inputs(scalers, bars, dates, values)
+    for scaler in scalers.values():
+        x, when = needed_windows(bars, values, scaler.window, np.unique(dates), scaler.inputs)
+        want = scaler.transform(x)
+        assert len(want) > 100 and np.array_equal(got.dates[scaler.window], when)
+        assert np.array_equal(got.scaled[_scaler_key(scaler)].view(np.uint32), want.view(np.uint32))

@@ -31,10 +31,25 @@ HOLD = ("buy_hold", "hold")           # (generator, mode) of a symbol that holds
 
 def equal_weight_line(lines: list[tuple[np.ndarray, np.ndarray]]) -> pd.Series:
     """(dates, equity) per symbol → the equal-weight portfolio, as ``run.portfolio_line``: each
-    symbol normalised to 1 on its first day, a symbol's last value carried after its last day."""
-    frame = pd.concat([pd.Series(eq / eq[0], index=pd.DatetimeIndex(dates)) for dates, eq in lines if len(eq)],
-                      axis=1).sort_index()
-    return frame.ffill().mean(axis=1)
+    symbol normalised to 1 on its first day, a symbol's last value carried after its last day, the
+    mean over the symbols that have started. In numpy on one [days, symbols] matrix (the pandas
+    concat of one Series per symbol cost a tenth of a second per candidate at 300 symbols)."""
+    lines = [(np.asarray(d, "datetime64[ns]"), np.asarray(e, np.float64)) for d, e in lines if len(e)]
+    if not lines:
+        return pd.Series(dtype=np.float64, index=pd.DatetimeIndex([]))
+    days = np.unique(np.concatenate([d for d, _ in lines]))
+    value = np.full((len(days), len(lines)), np.nan)
+    seen = np.full((len(days), len(lines)), -1, dtype=np.int64)
+    for j, (d, e) in enumerate(lines):
+        at = np.searchsorted(days, d)
+        value[at, j] = e / e[0]
+        seen[at, j] = at
+    last = np.maximum.accumulate(seen, axis=0)               # forward fill: the row of the last value so far
+    filled = np.where(last >= 0, value[np.maximum(last, 0), np.arange(len(lines))], np.nan)
+    with np.errstate(invalid="ignore"):
+        count = np.sum(~np.isnan(filled), axis=1)
+        mean = np.where(count > 0, np.nansum(filled, axis=1) / np.maximum(count, 1), np.nan)
+    return pd.Series(mean, index=pd.DatetimeIndex(days))
 
 
 def alpha_over(strategy: pd.Series, hold: pd.Series) -> dict[str, float]:

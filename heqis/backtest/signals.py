@@ -26,7 +26,7 @@ import torch
 from heqis.actions import MODES, to_signals
 from heqis.data.store import DataStore
 from heqis.errors import HeqisError
-from heqis.features.transform import Scaler, scale_free
+from heqis.features.transform import Scaler, scale_free, scaled_windows
 from heqis.features.windows import inference_windows, research_inputs, valid_ends
 
 __all__ = ["MODES", "Inference", "Predictions", "align", "needed_windows", "predict", "predict_needed",
@@ -75,20 +75,27 @@ def sorted_isin(values: np.ndarray, sorted_ref: np.ndarray) -> np.ndarray:
     return sorted_ref[pos] == values
 
 
+def _needed_ends(bars: pd.DataFrame, values: np.ndarray, window: int,
+                 dates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(rows of ``values`` that end a complete window on one of ``dates``, their dates)."""
+    all_dates = bars["trade_date"].to_numpy(dtype="datetime64[ns]")
+    if len(values) < window:
+        return np.zeros(0, np.int64), all_dates[:0]
+    ends = valid_ends(values, window, with_target=False)
+    ends = ends[sorted_isin(all_dates[ends], dates)]
+    return ends, all_dates[ends]
+
+
 def needed_windows(bars: pd.DataFrame, values: np.ndarray, window: int, dates: np.ndarray,
                    inputs: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
     """``inference_windows`` restricted to the windows ending on ``dates`` (sorted unique datetime64[ns]),
     from the symbol's ``research_inputs`` ``values``: the same rows, bit for bit, as predicting every
     window and keeping those dates (``scale_free`` works window by window)."""
-    all_dates = bars["trade_date"].to_numpy(dtype="datetime64[ns]")
-    n, n_f = values.shape
-    if n < window:
-        return np.zeros((0, window, n_f), np.float32), all_dates[:0]
-    ends = valid_ends(values, window, with_target=False)
-    ends = ends[sorted_isin(all_dates[ends], dates)]
+    ends, when = _needed_ends(bars, values, window, dates)
+    if not len(ends):
+        return np.zeros((0, window, values.shape[1]), np.float32), when
     view = np.lib.stride_tricks.sliding_window_view(values, window, axis=0)
-    x = scale_free(np.swapaxes(view[ends - window + 1], 1, 2), inputs).astype(np.float32)
-    return x, all_dates[ends]
+    return scale_free(np.swapaxes(view[ends - window + 1], 1, 2), inputs).astype(np.float32), when
 
 
 def _export_bytes(model: torch.nn.Module, window: int, n_features: int) -> bytes:
@@ -182,15 +189,15 @@ def needed_inputs(scalers: dict[str, Scaler], bars: pd.DataFrame,
     wanted = np.unique(np.asarray(dates, dtype="datetime64[ns]"))
     if values is None:
         values = research_inputs(bars, next(iter(scalers.values())).inputs)
-    windows: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    ends: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     scaled: dict[tuple[int, bytes, bytes], np.ndarray] = {}
     for scaler in scalers.values():
-        if scaler.window not in windows:
-            windows[scaler.window] = needed_windows(bars, values, scaler.window, wanted, scaler.inputs)
+        if scaler.window not in ends:
+            ends[scaler.window] = _needed_ends(bars, values, scaler.window, wanted)
         key = _scaler_key(scaler)
-        if key not in scaled:
-            scaled[key] = scaler.transform(windows[scaler.window][0])
-    return NeededWindows(scaled, {w: when for w, (_, when) in windows.items()})
+        if key not in scaled:   # = scaler.transform(needed_windows(...)[0]), bit for bit, in one pass
+            scaled[key] = scaled_windows(values, ends[scaler.window][0], scaler, round32=True)
+    return NeededWindows(scaled, {w: when for w, (_, when) in ends.items()})
 
 
 def predict_many(inference: Inference, scalers: dict[str, Scaler],

@@ -83,36 +83,54 @@ def _column_kinds(inputs: tuple[str, ...]) -> tuple[np.ndarray, int, int]:
 
 
 @njit(cache=True)
-def _scaled_window_kernel(x: np.ndarray, kinds: np.ndarray, close_i: int, vol_i: int, x_scale: np.ndarray,
-                          x_min: np.ndarray) -> np.ndarray:   # pragma: no cover - compiled
-    w, f = x.shape
-    out = np.empty((w, f), dtype=np.float32)
-    last_close = x[w - 1, close_i]
-    last_vol = x[w - 1, vol_i]
-    for j in range(f):
-        kind = kinds[j]
+def _scaled_windows_kernel(values: np.ndarray, ends: np.ndarray, w: int, kinds: np.ndarray, close_i: int,
+                           vol_i: int, x_scale: np.ndarray, x_min: np.ndarray,
+                           round32: bool) -> np.ndarray:   # pragma: no cover - compiled
+    f = values.shape[1]
+    out = np.empty((len(ends), w, f), dtype=np.float32)
+    for n in range(len(ends)):
+        first = ends[n] - w + 1
+        last_close = values[ends[n], close_i]
+        last_vol = values[ends[n], vol_i]
         for i in range(w):
-            v = x[i, j]
-            if kind == 1:
-                v = v / last_close - 1.0
-            elif kind == 2:
-                v = v / last_close
-            elif kind == 3:
-                v = v / 100.0
-            elif kind == 4:
-                v = v - last_vol
-            out[i, j] = np.float32(v * x_scale[j] + x_min[j])
+            for j in range(f):
+                v = values[first + i, j]
+                kind = kinds[j]
+                if kind == 1:
+                    v = v / last_close - 1.0
+                elif kind == 2:
+                    v = v / last_close
+                elif kind == 3:
+                    v = v / 100.0
+                elif kind == 4:
+                    v = v - last_vol
+                if round32:
+                    v = np.float64(np.float32(v))
+                out[n, i, j] = np.float32(v * x_scale[j] + x_min[j])
     return out
 
 
-def scaled_window(window: np.ndarray, scaler: Scaler) -> np.ndarray:
-    """``scaler.transform(scale_free(window))`` for one window [W, F] float64, in one compiled pass:
-    the same IEEE operations in the same order (no fused multiply-add), so the same float32 numbers
-    bit for bit (tested) — the brain's per-request path, where a dozen numpy calls on a small array
-    cost more than the arithmetic."""
+def scaled_windows(values: np.ndarray, ends: np.ndarray, scaler: Scaler, round32: bool = False) -> np.ndarray:
+    """The scaled windows of ``scaler.window`` rows ending at rows ``ends`` of one symbol's model
+    inputs ``values`` [n, F], float32 [N, W, F], in one compiled pass without the [N, W, F] float64
+    intermediate. ``round32=False``: ``scaler.transform(scale_free(window))`` bit for bit (the brain's
+    path); ``True``: ``scaler.transform(scale_free(window).astype(float32))`` bit for bit (research:
+    training and the backtest store scale-free windows as float32 before scaling). The same IEEE
+    operations in the same order, no fused multiply-add (tested)."""
     kinds, close_i, vol_i = _column_kinds(tuple(scaler.inputs))
-    return _scaled_window_kernel(np.ascontiguousarray(window, dtype=np.float64), kinds, close_i, vol_i,
-                                 np.asarray(scaler.x_scale, np.float64), np.asarray(scaler.x_min, np.float64))
+    ends = np.asarray(ends, np.int64)
+    if len(ends) and (ends.min() < scaler.window - 1 or ends.max() >= len(values)):
+        raise ValueError(f"window ends must lie in [{scaler.window - 1}, {len(values)})")
+    return _scaled_windows_kernel(np.ascontiguousarray(values, dtype=np.float64), ends,
+                                  int(scaler.window), kinds, close_i, vol_i, np.asarray(scaler.x_scale, np.float64),
+                                  np.asarray(scaler.x_min, np.float64), bool(round32))
+
+
+def scaled_window(window: np.ndarray, scaler: Scaler) -> np.ndarray:
+    """``scaler.transform(scale_free(window))`` for one window [W, F] (W = the scaler's window) in
+    one compiled pass, bit for bit — the brain's per-request path, where a dozen numpy calls on a
+    small array cost more than the arithmetic."""
+    return scaled_windows(window, np.array([len(window) - 1]), scaler)[0]
 
 
 # ---------------------------------------------------------------------------------------------
