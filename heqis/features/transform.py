@@ -1,5 +1,5 @@
-"""Model-input transforms (numpy, and one numba kernel for a single window) — the part of the feature
-pipeline the live brain runs.
+"""Model-input transforms (numpy, and one numba kernel that scales windows in a single pass) — the
+part of the feature pipeline the live brain runs.
 
 Scale-free inputs (docs/architecture.md, "Features"): price-like columns relative to the window's
 last close, MACD lines divided by that close, 0-100 oscillators and turnover divided by 100, log
@@ -72,7 +72,7 @@ def scale_free(windows: np.ndarray, inputs: tuple[str, ...] = MODEL_INPUTS) -> n
     return x
 
 
-_KEEP, _PRICE, _DIFF, _PCT, _LOG_VOL = range(5)
+_KEEP, _PRICE, _DIFF, _PCT, _LOG_VOL = range(5)    # a column's scale-free rule (the kernel's ``kind`` 0..4)
 
 
 @functools.lru_cache(maxsize=16)
