@@ -3,7 +3,8 @@
 ``run_symbols`` runs every case of ``heqis backtest`` in one compiled call; its results must be
 ``run_symbol``'s case by case, exactly (not approximately): equity, shares, every trade field and
 the counters. ``simulate`` itself is checked against a plain-Python copy of the kernel as it was
-before the batch kernel existed, and ``trades_frame`` against its former per-trade loop.
+before the batch kernel existed, and a run's trades (``trade_columns`` as ``SymbolRun.trades``)
+against their former per-trade loop.
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ import pytest
 from heqis.backtest.engine import (
     COUNTER_NAMES,
     SymbolInputs,
+    SymbolRun,
     run_panel,
     run_symbol,
     run_symbols,
     simulate,
     symbol_inputs,
-    trades_frame,
+    trade_columns,
 )
 from heqis.backtest.rules import MarketRules
 
@@ -92,7 +94,7 @@ def reference_simulate(open_, close, up, down, traded, adj, signal, stamp, initi
 
 
 def reference_trades_frame(inputs: SymbolInputs, raw: np.ndarray) -> pd.DataFrame:
-    """``trades_frame`` as it was: one dict per trade."""
+    """A run's trades as they were built: one dict per trade."""
     rows = []
     last_close = pd.Series(inputs.close).ffill().to_numpy()
     for r in raw:
@@ -156,8 +158,8 @@ def test_simulate_is_the_former_kernel_to_the_bit():
         for g, w in zip(got, want, strict=True):
             assert g.shape == w.shape and np.array_equal(g, w, equal_nan=True)
         raw = want[3]
-        pd.testing.assert_frame_equal(trades_frame(inp, raw, want[0], want[1]), reference_trades_frame(inp, raw),
-                                      check_exact=True)
+        trades = SymbolRun(inp.symbol, inp.dates, want[0], want[1], trade_columns(inp, raw), {}).trades
+        pd.testing.assert_frame_equal(trades, reference_trades_frame(inp, raw), check_exact=True)
         seen += want[4]
     assert seen.min() > 0, f"every counter should be hit: {seen}"
 

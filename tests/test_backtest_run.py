@@ -268,16 +268,26 @@ def test_fast_backtest_matches_the_straightforward_reference(tiny_run, sample_st
 
 
 def test_needed_windows_are_the_inference_windows_on_those_dates(tiny_run, sample_store):
-    from heqis.backtest.signals import needed_windows
+    """``needed_inputs`` (one compiled pass: ``scaled_windows``, round32) gives, for every generator's
+    own look-back, the float32 bits of ``scaler.transform`` of ``inference_windows`` on those dates."""
+    from heqis.backtest.signals import _scaler_key, needed_inputs
     from heqis.features.transform import Scaler
-    from heqis.features.windows import inference_windows, research_inputs
+    from heqis.features.windows import inference_windows
+    from heqis.formats.run import RunFolder
 
+    run = RunFolder.open(tiny_run)
+    scalers = {g: Scaler.load(run.scaler_path(g)) for g in run.generators()}
+    assert len({s.window for s in scalers.values()}) > 1              # per-generator look-backs
     bars = sample_store.read_bars("600519.SH")
-    scaler = Scaler.load(tiny_run / "scaler_params.json")
-    x_all, d_all = inference_windows(bars, scaler.window, scaler.inputs)
-    pick = d_all[::7][3:40]
-    x, d = needed_windows(bars, research_inputs(bars), scaler.window, np.sort(pick), scaler.inputs)
-    assert np.array_equal(d, pick) and np.array_equal(x, x_all[::7][3:40])
+    _, d_longest = inference_windows(bars, max(s.window for s in scalers.values()), scalers["G1"].inputs)
+    pick = d_longest[::7][3:40]
+    got = needed_inputs(scalers, bars, pick)
+    for scaler in scalers.values():
+        x_all, d_all = inference_windows(bars, scaler.window, scaler.inputs)
+        on = np.isin(d_all, pick)
+        want = scaler.transform(x_all[on])
+        assert len(want) == len(pick) and np.array_equal(got.dates[scaler.window], pick)
+        assert np.array_equal(got.scaled[_scaler_key(scaler)].view(np.uint32), want.view(np.uint32))
 
 
 def test_backtest_cli(tiny_run, sample_store, isolated, tmp_path):
@@ -410,24 +420,3 @@ def test_equal_weight_line_is_the_pandas_definition():
     assert got.index.equals(want.index)
     np.testing.assert_allclose(got.to_numpy(), want.to_numpy(), rtol=1e-13, atol=0)
 
-
-def test_needed_inputs_scale_the_needed_windows_bit_for_bit(tiny_run, sample_store):
-    """The backtest's fused window kernel (``scaled_windows``, round32) gives the float32 bits of
-    ``scaler.transform(needed_windows(...))`` for every generator's own look-back."""
-    from heqis.backtest.signals import _scaler_key, needed_inputs, needed_windows
-    from heqis.features.transform import Scaler
-    from heqis.features.windows import research_inputs
-    from heqis.formats.run import RunFolder
-
-    run = RunFolder.open(tiny_run)
-    scalers = {g: Scaler.load(run.scaler_path(g)) for g in run.generators()}
-    assert len({s.window for s in scalers.values()}) > 1              # per-generator look-backs
-    bars = sample_store.read_bars("600519.SH")
-    values = research_inputs(bars)
-    dates = bars["trade_date"].to_numpy(dtype="datetime64[ns]")[-400::3]
-    got = needed_inputs(scalers, bars, dates, values)
-    for scaler in scalers.values():
-        x, when = needed_windows(bars, values, scaler.window, np.unique(dates), scaler.inputs)
-        want = scaler.transform(x)
-        assert len(want) > 100 and np.array_equal(got.dates[scaler.window], when)
-        assert np.array_equal(got.scaled[_scaler_key(scaler)].view(np.uint32), want.view(np.uint32))

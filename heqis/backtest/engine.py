@@ -422,12 +422,6 @@ def trade_columns(inputs: SymbolInputs, raw: np.ndarray) -> dict[str, np.ndarray
                           np.full(k, n - 1, np.int64), np.full(k, lc))
 
 
-def trades_frame(inputs: SymbolInputs, raw: np.ndarray, equity: np.ndarray, shares: np.ndarray) -> pd.DataFrame:
-    """One row per trade; an open trade is marked at the last known close."""
-    cols = trade_columns(inputs, raw)
-    return _frame(inputs.symbol, cols, 0, len(raw))
-
-
 def run_symbols(inputs: list[SymbolInputs], signals: list[np.ndarray], rules: MarketRules,
                 threads: int = 1) -> list[SymbolRun]:
     """``run_symbol`` for many (symbol, range, signal) cases at once: the entry point ``heqis

@@ -162,30 +162,25 @@ Shown = tuple[str, str, str, str, SymbolRun, SymbolRun]   # (symbol, segment, ge
 
 
 def result_frames(shown: list[Shown]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The equity and trades tables of the runs a backtest writes out, one frame each built from the
-    runs' arrays (a frame per symbol and segment cost more than all of the run's simulations)."""
+    """The equity and trades tables of the runs a backtest writes out (at least one), one frame each
+    built from the runs' arrays (a frame per symbol and segment cost more than all of the run's
+    simulations)."""
     days = [len(r[4].dates) for r in shown]
     counts = [len(r[4].trade_columns["pnl"]) for r in shown]
 
-    def tags(counts: list[int]) -> dict[str, np.ndarray]:
+    def tags(counts: list[int]) -> dict[str, np.ndarray]:   # symbol, segment, generator, mode: one per row
         return {name: np.repeat(np.array([r[i] for r in shown], dtype=object), counts)
-                for i, name in ((1, "segment"), (2, "generator"), (3, "mode"))}
+                for i, name in enumerate(("symbol", "segment", "generator", "mode"))}
 
-    def cat(arrays: list[np.ndarray], dtype: Any) -> np.ndarray:
-        return np.concatenate(arrays).astype(dtype, copy=False) if arrays else np.zeros(0, dtype)
+    def cat(get: Callable[[Shown], np.ndarray]) -> np.ndarray:
+        return np.concatenate([get(r) for r in shown])
 
-    symbols = np.array([r[0] for r in shown], dtype=object)
-    equity = pd.DataFrame({"symbol": np.repeat(symbols, days),
-                           "trade_date": cat([r[4].dates for r in shown], "datetime64[ns]"),
-                           **tags(days),
-                           "equity": cat([r[4].equity for r in shown], np.float64),
-                           "buy_hold": cat([r[5].equity for r in shown], np.float64),
-                           "shares": cat([r[4].shares for r in shown], np.float64)})
-    first = shown[0][4].trade_columns if shown else {}
-    trades = pd.DataFrame({"symbol": np.repeat(symbols, counts),
-                           **{c: cat([r[4].trade_columns[c] for r in shown], first[c].dtype if shown else np.float64)
-                              for c in TRADE_COLUMNS[1:]},
-                           **tags(counts)})
+    on_days, on_trades = tags(days), tags(counts)
+    equity = pd.DataFrame({"symbol": on_days.pop("symbol"), "trade_date": cat(lambda r: r[4].dates), **on_days,
+                           "equity": cat(lambda r: r[4].equity), "buy_hold": cat(lambda r: r[5].equity),
+                           "shares": cat(lambda r: r[4].shares)})
+    trades = pd.DataFrame({"symbol": on_trades.pop("symbol"),
+                           **{c: cat(lambda r, c=c: r[4].trade_columns[c]) for c in TRADE_COLUMNS[1:]}, **on_trades})
     return equity, trades
 
 
@@ -292,11 +287,15 @@ class SymbolOutcome:
     ranking: list[Candidate]                                  # best select score first
     rows: dict[Candidate, dict[str, Any]]                     # best_metrics.csv row of each, and of HOLD
     runs: dict[Candidate, dict[str, tuple[SymbolRun, SymbolRun]]]   # (strategy, buy-and-hold) per segment
-    select: dict[Candidate, tuple[np.ndarray, np.ndarray]]    # select (dates, equity), for the gate
 
     def choose(self, gate: Gate) -> Candidate:
         """The best candidate on select that the gate lets through, else buy-and-hold."""
         return next((c for c in self.ranking if gate.passes(*c)), HOLD)
+
+    def select_line(self, candidate: Candidate) -> tuple[np.ndarray, np.ndarray]:
+        """The candidate's (dates, equity) on select, what the gate weighs."""
+        run = self.runs[candidate]["select"][0]
+        return run.dates, run.equity
 
     def shown(self, candidate: Candidate) -> list[Shown]:
         """One candidate's runs per segment, as ``result_frames`` takes them."""
@@ -339,13 +338,12 @@ def backtest_symbol(code: str, runner: SegmentRunner, inference: Inference, scal
     for seg in names:
         metrics = compute_metrics(holds[seg], rules.initial_cash, rules.periods_per_year, holds[seg])
         results[HOLD] = {**results.get(HOLD, {}), seg: (holds[seg], holds[seg], {**metrics, "balanced_acc": None})}
-    outcome = SymbolOutcome(code, scored, {}, {}, {})
+    outcome = SymbolOutcome(code, scored, {}, {})
     for (gid, mode), per in results.items():
         outcome.rows[gid, mode] = {"symbol": code, "generator": gid, "mode": mode,
                                    **{k: per["test"][2][k] for k in (*METRIC_NAMES, "balanced_acc")},
                                    **{f"select_{k}": per["select"][2][k] for k in (*METRIC_NAMES, "balanced_acc")}}
         outcome.runs[gid, mode] = {segment: (strategy, hold) for segment, (strategy, hold, _) in per.items()}
-        outcome.select[gid, mode] = (per["select"][0].dates, per["select"][0].equity)
     return outcome, cand_rows
 
 
@@ -482,8 +480,8 @@ def backtest_run(run_dir: Path, data_dir: Path | None = None, rules: MarketRules
                              hint="fetch a longer date range")
         raise HeqisError(f"{run_dir}: no tradable symbol in the run (indices are only benchmarks)")
     candidates = sorted({c for o in outcomes for c in o.ranking})
-    verdict = panel_gate({c: [o.select[c] for o in outcomes if c in o.select] for c in candidates},
-                         [o.select[HOLD] for o in outcomes], gate)
+    verdict = panel_gate({c: [o.select_line(c) for o in outcomes if c in o.runs] for c in candidates},
+                         [o.select_line(HOLD) for o in outcomes], gate)
     chosen = [o.choose(verdict) for o in outcomes]
     best_rows = [o.rows[c] for o, c in zip(outcomes, chosen, strict=True)]
     equity, trades = result_frames([row for o, c in zip(outcomes, chosen, strict=True) for row in o.shown(c)])

@@ -1,6 +1,6 @@
 """Signals: from a training run (batched inference of every generator, two modes) or from a file.
 
-``heqis backtest RUN`` predicts only the windows whose decision date it simulates (``needed_windows``),
+``heqis backtest RUN`` predicts only the windows whose decision date it simulates (``needed_inputs``),
 with each look-back's windows built once per symbol, through ``Inference``: ONNX Runtime over an
 in-memory export of each generator on CPU (measured faster than eager torch there), torch on CUDA
 when a GPU is present, eager torch when ONNX is not installed.
@@ -26,10 +26,10 @@ import torch
 from heqis.actions import MODES, to_signals
 from heqis.data.store import DataStore
 from heqis.errors import HeqisError
-from heqis.features.transform import Scaler, scale_free, scaled_windows
+from heqis.features.transform import Scaler, scaled_windows
 from heqis.features.windows import inference_windows, research_inputs, valid_ends
 
-__all__ = ["MODES", "Inference", "Predictions", "align", "needed_windows", "predict", "predict_needed",
+__all__ = ["MODES", "Inference", "Predictions", "align", "needed_inputs", "predict", "predict_needed",
            "read_signal_file", "sorted_isin", "to_signals"]
 INFERENCE_BACKENDS = ("auto", "onnxruntime", "torch")
 OPSET = 17           # the artifact export's opset (heqis.export.onnx_export)
@@ -84,18 +84,6 @@ def _needed_ends(bars: pd.DataFrame, values: np.ndarray, window: int,
     ends = valid_ends(values, window, with_target=False)
     ends = ends[sorted_isin(all_dates[ends], dates)]
     return ends, all_dates[ends]
-
-
-def needed_windows(bars: pd.DataFrame, values: np.ndarray, window: int, dates: np.ndarray,
-                   inputs: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """``inference_windows`` restricted to the windows ending on ``dates`` (sorted unique datetime64[ns]),
-    from the symbol's ``research_inputs`` ``values``: the same rows, bit for bit, as predicting every
-    window and keeping those dates (``scale_free`` works window by window)."""
-    ends, when = _needed_ends(bars, values, window, dates)
-    if not len(ends):
-        return np.zeros((0, window, values.shape[1]), np.float32), when
-    view = np.lib.stride_tricks.sliding_window_view(values, window, axis=0)
-    return scale_free(np.swapaxes(view[ends - window + 1], 1, 2), inputs).astype(np.float32), when
 
 
 def _export_bytes(model: torch.nn.Module, window: int, n_features: int) -> bytes:
@@ -195,7 +183,7 @@ def needed_inputs(scalers: dict[str, Scaler], bars: pd.DataFrame,
         if scaler.window not in ends:
             ends[scaler.window] = _needed_ends(bars, values, scaler.window, wanted)
         key = _scaler_key(scaler)
-        if key not in scaled:   # = scaler.transform(needed_windows(...)[0]), bit for bit, in one pass
+        if key not in scaled:   # = scaler.transform of inference_windows on these ends, bit for bit, in one pass
             scaled[key] = scaled_windows(values, ends[scaler.window][0], scaler, round32=True)
     return NeededWindows(scaled, {w: when for w, (_, when) in ends.items()})
 
