@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from heqis.features.windows import Scaler, inference_windows
 from heqis.runtime.bars import H, brain_input, history_length, request_window
 from heqis.runtime.gateway import BrainTarget
-from heqis.runtime.protocol import Decoder, ProtocolError, decode, encode
+from heqis.runtime.protocol import Decoder, ProtocolError, decode, encode, pack
 from heqis.runtime.replay_pack import load_pack, store_arrays, write_pack
 from heqis.runtime.ringbuffer import RingBuffer
 from heqis.runtime.signal_store import SignalStore
@@ -41,6 +41,8 @@ def test_protocol_round_trip():
     assert (msg.kind, msg.seq, msg.symbol, msg.bar_time, msg.extra) == ("window", 7, "600519.SH", 123456789, {"a": 1})
     np.testing.assert_array_equal(msg.data, data)
     assert decode(encode("heartbeat", 1)).data is None
+    # a request packed once when it is made sends the same bytes as the array it was packed from
+    assert encode("window", 7, "X", 1, pack(data), sent_ns=5) == encode("window", 7, "X", 1, data, sent_ns=5)
 
 
 @pytest.mark.parametrize("frames, reason", [
@@ -363,3 +365,22 @@ def test_replay_pack_round_trip_needs_numpy_only(sample_store, tmp_path):
     code = (f"import sys; from heqis.runtime.replay_pack import load_pack; load_pack({str(path)!r}); "
             "print([m for m in ('pandas', 'pyarrow', 'torch') if m in sys.modules])")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "[]"
+
+
+@pytest.mark.slow
+def test_bench_runtime_measures_the_fleet_against_an_echo_process(sample_store, artifacts):
+    """``heqis bench runtime`` end to end, short: every replayed bar answered and stored, the baseline from
+    its own echo process (paced and back to back) with a signal-sized reply, the ratio from those numbers."""
+    from heqis.runtime.bench import bench_runtime, signal_like
+
+    r = bench_runtime(artifacts, sample_store.root, rate=200.0, seconds=1.0, brain_counts=[1], rounds=2)
+    lat, pp = r["latency"], r["pingpong"]
+    assert lat["sent"] == lat["received"] == lat["stored"] == 200
+    assert len(r["by_round"]) == 2 and all(b["pingpong_p50_us"] > 0 for b in r["by_round"])
+    assert pp["p50_us"] > 0 and pp["back_to_back_p50_us"] > 0 and pp["rate"] == 200.0
+    assert 0 < pp["bytes"] - r["payload_bytes"] < 100                 # the request's payload plus its header
+    assert len(b"".join(signal_like())) < 512 < pp["bytes"]          # window-sized out, signal-sized back
+    assert r["overhead_ratio"] == pytest.approx(lat["p50_us"] / (pp["p50_us"] + r["brain_p50_us"]))
+    assert r["brain_p50_us"] > 0
+    (row,) = r["throughput"]
+    assert row["zero_loss"] and row["windows"] > 0 and row["dropped"] == 0

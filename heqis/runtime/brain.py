@@ -32,12 +32,13 @@ import numpy as np
 import zmq
 
 from heqis import __version__
-from heqis.actions import to_signals
+from heqis.actions import signal_rows
 from heqis.backends import get_predictor
 from heqis.features.fingerprint import feature_fingerprint, require_features
 from heqis.features.transform import Scaler
 from heqis.formats.artifacts import ArtifactSet, route_for
 from heqis.runtime.bars import REQUEST_COLUMNS, brain_input, history_length
+from heqis.runtime.heap import settle
 from heqis.runtime.protocol import MAX_HEADER, Decoder, Message, encode
 from heqis.runtime.security import KeyConfig, server_socket_security
 
@@ -55,11 +56,6 @@ class BrainConfig:
     name: str = "brain"
     keys: KeyConfig | None = None
     threads: int | None = None
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    z = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return z / z.sum(axis=1, keepdims=True)
 
 
 class Brain:
@@ -97,10 +93,11 @@ class Brain:
         self._warm_up()
 
     def _warm_up(self) -> None:
-        """Compile the feature code and initialise every model before the first real request."""
+        """Compile the feature and reply code and initialise every model before the first real request."""
         for gid, p in self.predictors.items():
             scaler = self.scalers[gid]
-            p.predict(np.zeros((1, scaler.window, len(scaler.inputs)), np.float32))
+            reg, cls = p.predict(np.zeros((1, scaler.window, len(scaler.inputs)), np.float32))
+            signal_rows(reg[:, 0], cls, ["cls"], [0.0])
             brain_input(np.ones((history_length(scaler.window), len(REQUEST_COLUMNS)), np.float32), scaler)
 
     def route(self, symbol: str) -> dict[str, Any]:
@@ -115,15 +112,16 @@ class Brain:
 
     # ------------------------------------------------------------------------------------------
     def run(self) -> None:
-        poller = zmq.Poller()
-        poller.register(self.pull, zmq.POLLIN)
+        self.pull.setsockopt(zmq.RCVTIMEO, 100)       # the first receive of a turn waits ≤ 100 ms
         while self.running:
-            if not poller.poll(100):
-                continue
             batch: list[tuple[Message, int]] = []
-            for _ in range(MAX_DRAIN):
+            # one blocking receive (it returns the message as it wakes: no poll first), then drain what else
+            # is waiting; the EVENTS check ends the drain without raising zmq.Again each turn
+            for i in range(MAX_DRAIN):
+                if i and not self.pull.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+                    break
                 try:
-                    frames = self.pull.recv_multipart(zmq.NOBLOCK, copy=True)
+                    frames = self.pull.recv_multipart(0 if i == 0 else zmq.NOBLOCK, copy=True)
                 except zmq.Again:
                     break
                 msg = self.decoder(frames)
@@ -144,11 +142,12 @@ class Brain:
         self.close()
 
     def _answer(self, batch: list[tuple[Message, int]]) -> None:
-        groups: dict[str, list[tuple[Message, int, np.ndarray]]] = {}
+        groups: dict[str, list[tuple[Message, int, np.ndarray, dict[str, Any]]]] = {}
         t_pre = time.monotonic_ns()
         for msg, arrived in batch:
             self.counters["windows"] += 1
-            gid = self.route(msg.symbol)["generator"]
+            route = self.route(msg.symbol)
+            gid = route["generator"]
             x = brain_input(msg.data, self.scalers[gid]) if msg.data is not None and gid in self.scalers else None
             if x is None:
                 self.counters["bad_windows"] += 1
@@ -157,23 +156,20 @@ class Brain:
                                                  "brain": self.cfg.name, "inc": self.incarnation},
                                                 sent_ns=msg.sent_ns))
                 continue
-            groups.setdefault(gid, []).append((msg, arrived, x))
-        pre_us = (time.monotonic_ns() - t_pre) / 1e3 / max(1, len(batch))
+            groups.setdefault(gid, []).append((msg, arrived, x, route))
+        pre_us = round((time.monotonic_ns() - t_pre) / 1e3 / max(1, len(batch)), 1)
         for gid, items in groups.items():
             t_inf = time.monotonic_ns()
-            reg, cls = self.predictors[gid].predict(np.stack([x for _, _, x in items]))
-            inf_us = (time.monotonic_ns() - t_inf) / 1e3 / len(items)
-            probs = softmax(cls.astype(np.float64))
+            reg, cls = self.predictors[gid].predict(np.stack([x for _, _, x, _ in items]))
+            inf_us = round((time.monotonic_ns() - t_inf) / 1e3 / len(items), 1)
+            # the group's replies in one call: [n, 5] float32 rows of reg, p_down, p_flat, p_up, action
+            payloads = signal_rows(reg[:, 0], cls, [r["mode"] for *_, r in items], [r["threshold"] for *_, r in items])
             self.counters["batches"] += 1
-            for i, (msg, arrived, _) in enumerate(items):
-                route = self.route(msg.symbol)
-                action = int(to_signals(reg[i:i + 1, 0], cls[i:i + 1], route["mode"], route["threshold"])[0])
-                payload = np.array([reg[i, 0], *probs[i], action], dtype=np.float32)
-                extra = {"model": gid, "mode": route["mode"], "action": action, "brain": self.cfg.name,
+            for i, (msg, arrived, _, route) in enumerate(items):
+                extra = {"model": gid, "mode": route["mode"], "action": int(payloads[i, 4]), "brain": self.cfg.name,
                          "artifacts": self.artifacts_id, "inc": self.incarnation,
-                         "queue_us": round((t_pre - arrived) / 1e3, 1), "pre_us": round(pre_us, 1),
-                         "inf_us": round(inf_us, 1)}
-                self.push.send_multipart(encode("signal", msg.seq, msg.symbol, msg.bar_time, payload, extra,
+                         "queue_us": round((t_pre - arrived) / 1e3, 1), "pre_us": pre_us, "inf_us": inf_us}
+                self.push.send_multipart(encode("signal", msg.seq, msg.symbol, msg.bar_time, payloads[i], extra,
                                                 sent_ns=msg.sent_ns))
                 self.counters["signals"] += 1
 
@@ -188,6 +184,7 @@ class Brain:
 def run_brain(cfg: BrainConfig) -> None:
     """Run until SIGTERM / SIGINT / a stop command (the ``heqis brain`` process)."""
     brain = Brain(cfg)
+    settle()
     signal.signal(signal.SIGTERM, brain.stop)
     signal.signal(signal.SIGINT, brain.stop)
     log.info("brain %s ready on tcp://%s:%d (+1), backend %s, %d models, artifacts %s", cfg.name, cfg.bind,

@@ -58,8 +58,9 @@ from heqis import __version__
 from heqis.formats.artifacts import route_for
 from heqis.runtime.bars import raw_ohlc, request_window
 from heqis.runtime.control import OPERATOR_COMMANDS, ControlRequest, split_request
+from heqis.runtime.heap import settle
 from heqis.runtime.link_monitor import LinkMonitor, likely_cause
-from heqis.runtime.protocol import MAX_HEADER, VERSION, Decoder, Message, encode
+from heqis.runtime.protocol import MAX_HEADER, VERSION, Decoder, Message, Packed, encode, pack
 from heqis.runtime.ratelog import RateLimitedLog
 from heqis.runtime.replies import Checked, Expected, check_reply
 from heqis.runtime.ringbuffer import RingBuffer
@@ -116,7 +117,7 @@ class Request:
 
     seq: int
     bar: Bar
-    payload: Any = None          # the [n, 7] window sent to the brain (request_window of the bar's history)
+    payload: Packed | None = None   # the [n, 7] window sent to the brain (request_window of the bar's history)
     attempts: int = 0            # sends
     failures: int = 0            # sends that ended in a refused or error reply, or a missed deadline
     brain: str | None = None     # the brain it is in flight to (None: waiting to be sent)
@@ -287,7 +288,7 @@ class Gateway:
         if hold:
             return
         self.seq += 1
-        req = Request(self.seq, bar, request_window(history), suspect=verdict.suspect)
+        req = Request(self.seq, bar, pack(request_window(history)), suspect=verdict.suspect)
         if self.ring.push(req) is not None:
             self.counters["dropped"] += 1
 
@@ -400,6 +401,7 @@ class Gateway:
         """One message from ``brain``; each lands in exactly one counter (malformed, heartbeats, signals,
         rejected_replies, duplicates, unexpected_kind) and none can raise."""
         msg = self.decoder(frames)
+        received_ns = time.monotonic_ns()    # a signal's latency ends here: received and decoded, as the baseline's
         if msg is None:
             self.counters["malformed"] += 1
             if self.decoder.last_error.startswith("protocol version"):
@@ -417,11 +419,11 @@ class Gateway:
             brain.status = brain_status(msg.extra)
             self._check_artifacts(brain)
         elif msg.kind == "signal":
-            self._signal(brain, msg, now)
+            self._signal(brain, msg, now, received_ns)
         else:
             self.counters["unexpected_kind"] += 1
 
-    def _signal(self, brain: BrainLink, msg: Message, now: float) -> None:
+    def _signal(self, brain: BrainLink, msg: Message, now: float, received_ns: int) -> None:
         req = self.pending.get(msg.seq)
         if req is None:
             self.counters["duplicates"] += 1        # answered already (a re-sent request's twin), or never asked
@@ -441,7 +443,7 @@ class Gateway:
             self._refuse_reply(brain, req, checked, now, requeue=req.brain == brain.name)
             return
         self._complete(req)
-        latency_us = (time.monotonic_ns() - req.sent_ns) / 1e3
+        latency_us = (received_ns - req.sent_ns) / 1e3     # counted only for a reply that passed its checks
         self.latency.add(latency_us, checked.timing)
         row = {"symbol": req.bar.symbol, "bar_time": req.bar.bar_time, "model": checked.model,
                "artifacts": self.cfg.artifacts_id or checked.artifacts or "unknown", "seq": req.seq,
@@ -738,6 +740,7 @@ def restart_local_brain(state_file: Path | None, name: str) -> int:
 
 def run_gateway(cfg: GatewayConfig, source: Aligner) -> Gateway:
     gw = Gateway(cfg, source)
+    settle()
     signal.signal(signal.SIGTERM, gw.stop)
     signal.signal(signal.SIGINT, gw.stop)
     log.info("gateway ready: %d brain(s), telemetry tcp://%s:%d, control :%d, websocket :%s",

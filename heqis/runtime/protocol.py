@@ -13,6 +13,7 @@ ill-typed fields, oversized shapes, or a payload of the wrong length raise ``Pro
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -49,19 +50,28 @@ class Message:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def encode(kind: str, seq: int, symbol: str = "", bar_time: int = 0, data: np.ndarray | None = None,
+@dataclass(frozen=True)
+class Packed:
+    """An array already in wire form (shape and little-endian float32 bytes): a request is packed once when
+    it is made, so sending it — again, after a failure — only packs its header."""
+
+    shape: list[int]
+    raw: bytes
+
+
+def pack(data: np.ndarray) -> Packed:
+    arr = np.ascontiguousarray(data, dtype=DTYPE)
+    return Packed(list(arr.shape), arr.tobytes())
+
+
+def encode(kind: str, seq: int, symbol: str = "", bar_time: int = 0, data: np.ndarray | Packed | None = None,
            extra: dict[str, Any] | None = None, sent_ns: int | None = None) -> list[bytes]:
     if kind not in KINDS:
         raise ValueError(f"unknown kind {kind!r}")
-    payload = b""
-    shape: list[int] = []
-    if data is not None:
-        arr = np.ascontiguousarray(data, dtype=DTYPE)
-        shape = list(arr.shape)
-        payload = arr.tobytes()
-    header = {"v": VERSION, "k": kind, "s": int(seq), "sym": symbol, "t": int(bar_time), "shape": shape,
+    packed = data if isinstance(data, Packed) else pack(data) if data is not None else Packed([], b"")
+    header = {"v": VERSION, "k": kind, "s": int(seq), "sym": symbol, "t": int(bar_time), "shape": packed.shape,
               "dtype": DTYPE, "ns": int(time.monotonic_ns() if sent_ns is None else sent_ns), "x": extra or {}}
-    return [msgpack.packb(header, use_bin_type=True), payload]
+    return [msgpack.packb(header, use_bin_type=True), packed.raw]
 
 
 def _field(h: dict, key: str, kind: type | tuple[type, ...]) -> Any:
@@ -107,7 +117,7 @@ def decode(frames: list[bytes]) -> Message:
     if len(shape) > MAX_DIMS or not all(isinstance(d, int) and not isinstance(d, bool) and 0 <= d <= 1 << 24
                                         for d in shape):
         raise ProtocolError(f"bad shape {shape[:8]}")
-    count = int(np.prod(shape, dtype=np.int64)) if shape else 0
+    count = math.prod(shape) if shape else 0     # Python ints: exact, and no array round trip per message
     if count * 4 > MAX_PAYLOAD:
         raise ProtocolError(f"shape {shape} is larger than the payload limit")
     if len(payload) != count * 4:
