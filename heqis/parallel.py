@@ -108,6 +108,9 @@ def _dask_map(fn: Callable[[T], R], todo: list[T], how: Parallel, initializer: C
     except ImportError:
         raise HeqisError("--cluster needs Dask's distributed package",
                          hint="pip install 'distributed' (part of heqis[research])") from None
+    # distributed sets its own loggers to INFO: a run's output would fill with its scheduler's chatter;
+    # it says as much as the rest of heqis does (warnings; everything with --verbose)
+    logging.getLogger("distributed").setLevel(logging.getLogger().level or logging.WARNING)
     cluster = None
     try:
         if how.cluster == LOCAL_CLUSTER:

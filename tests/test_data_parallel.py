@@ -132,3 +132,22 @@ def test_an_interrupted_run_resumes_without_losing_or_duplicating_a_symbol(tmp_p
                      load_settings())
     assert resumed.content_hash == fresh.content_hash
     assert_same_store(root, tmp_path / "fresh")
+
+
+def test_the_sample_in_two_processes_writes_the_one_process_store(tmp_path):
+    """The bundled sample's symbols in worker processes: the same store, and a second run fetches nothing."""
+    from heqis.data.watchlist import default_watchlist_text
+
+    watchlist = tmp_path / "wl.txt"
+    watchlist.write_text(default_watchlist_text() + "600010.SH\n300002.SZ\n688002.SH\n159915.SZ\n", encoding="utf-8")
+    runs = {k: run_data(DataRequest(source="sample", data_dir=tmp_path / f"w{k}", watchlist=watchlist, workers=k),
+                        load_settings()) for k in (1, 2)}
+    assert runs[1].content_hash == runs[2].content_hash
+    assert_same_store(tmp_path / "w1", tmp_path / "w2")
+    assert [s.ts_code for s in runs[1].symbols] == [s.ts_code for s in runs[2].symbols]
+    assert [s.__dict__ for s in runs[1].symbols] == [s.__dict__ for s in runs[2].symbols]
+    assert runs[1].api_calls == runs[2].api_calls > 0
+    again = run_data(DataRequest(source="sample", data_dir=tmp_path / "w2", watchlist=watchlist, workers=2),
+                     load_settings())
+    assert again.content_hash == runs[2].content_hash and not any(s.fetched for s in again.symbols)
+    assert "up to date: nothing to fetch" in again.notes and DataStore(tmp_path / "w2").verify() == []

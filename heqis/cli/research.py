@@ -74,13 +74,13 @@ def data(
                                               "T->T+1 return (0: pure noise).")] = 0.0,
     seed: Annotated[int | None, typer.Option(metavar="S", help="--source synthetic: random seed (same seed, "
                                              "same panel).")] = None,
-    workers: Annotated[int | None, typer.Option(min=1, metavar="K", help="csv, synthetic: build symbols in K "
-                                                "processes (default: the cores; 1 below 200 symbols). "
-                                                "sample and tushare run one symbol at a time (Tushare is "
+    workers: Annotated[int | None, typer.Option(min=1, metavar="K", help="csv, synthetic, sample: build "
+                                                "symbols in K processes (default: the cores; 1 below 200 "
+                                                "symbols). tushare runs one symbol at a time (it is "
                                                 "rate-limited).")] = None,
-    cluster: Annotated[str | None, typer.Option(metavar="ADDR", help="csv, synthetic: build symbols on the "
-                                                "Dask scheduler at ADDR (tcp://HOST:8786; the store must "
-                                                "be on a shared path), or 'local'.")] = None,
+    cluster: Annotated[str | None, typer.Option(metavar="ADDR", help="csv, synthetic, sample: build symbols on "
+                                                "the Dask scheduler at ADDR (tcp://HOST:8786; the store "
+                                                "must be on a shared path), or 'local'.")] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Fetch, clean, adjust and store daily bars, and keep the feature cache current.

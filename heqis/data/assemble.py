@@ -27,6 +27,25 @@ class RawPieces:
     names: pd.DataFrame | None = None
 
 
+def _day_numbers(values: object) -> np.ndarray | None:
+    """Dates as YYYYMMDD integers: text in Tushare's form ('20240131') read as numbers, datetime64 values
+    from their calendar fields; None for anything else (the caller then parses it as dates)."""
+    arr = np.asarray(values)
+    if arr.dtype.kind == "M":
+        day = arr.astype("datetime64[D]")
+        year, month = day.astype("datetime64[Y]"), day.astype("datetime64[M]")
+        return ((year.astype(np.int64) + 1970) * 10000 + ((month - year).astype(np.int64) + 1) * 100
+                + (day - month).astype(np.int64) + 1)
+    try:
+        text = arr.astype("U8")
+    except (TypeError, ValueError):
+        return None
+    if not len(text) or not (np.char.str_len(text) == 8).all() or not np.char.isdigit(text).all() or \
+            not np.array_equal(text, arr.astype(str)):
+        return None
+    return text.astype(np.int64)
+
+
 def _by_date(table: pd.DataFrame | None, column: str, source: str | None = None) -> pd.Series:
     if table is None or table.empty or (source or column) not in table:
         return pd.Series(dtype=np.float64)
@@ -40,14 +59,15 @@ def st_mask(dates: pd.Series, names: pd.DataFrame | None) -> np.ndarray:
     out = np.zeros(len(dates), dtype=bool)
     if names is None or names.empty:
         return out
+    st = names[names["name"].astype(str).str.upper().str.contains("ST", regex=False).to_numpy()]
+    if st.empty:
+        return out
     d = to_dates(dates).to_numpy()
-    for _, row in names.iterrows():
-        if "ST" not in str(row["name"]).upper():
-            continue
-        start = to_dates([row["start_date"]]).iloc[0]
-        end = to_dates([row["end_date"]]).iloc[0] if pd.notna(row.get("end_date")) and row["end_date"] \
-            else pd.Timestamp.max
-        out |= (d >= start.to_datetime64()) & (d <= np.datetime64(end))
+    starts = to_dates(st["start_date"]).to_numpy()
+    ends = [to_dates([e]).to_numpy()[0] if pd.notna(e) and e else np.datetime64(pd.Timestamp.max)
+            for e in st["end_date"]]
+    for start, end in zip(starts, ends, strict=True):
+        out |= (d >= start) & (d <= end)
     return out
 
 
@@ -59,9 +79,17 @@ def _numbers(daily: pd.DataFrame, column: str) -> np.ndarray:
 
 
 def _side(table: pd.DataFrame | None, column: str, idx: pd.Series, source: str | None = None) -> np.ndarray:
+    """``table``'s ``source`` column on the days ``idx`` (NaN where it has no row; the first row of a day
+    that appears twice). Tushare's text dates are matched as numbers, without parsing them as dates."""
     if table is None or table.empty or (source or column) not in table:
         return np.full(len(idx), np.nan)      # what reindexing an empty series gives
-    return _by_date(table, column, source).reindex(idx).to_numpy()
+    keys, days = _day_numbers(table["trade_date"].to_numpy()), _day_numbers(idx.to_numpy())
+    if keys is None or days is None:
+        return _by_date(table, column, source).reindex(idx).to_numpy()
+    values = pd.to_numeric(table[source or column], errors="coerce").to_numpy(dtype=np.float64)
+    known, first = np.unique(keys, return_index=True)
+    at = np.minimum(np.searchsorted(known, days), len(known) - 1)
+    return np.where(known[at] == days, values[first[at]], np.nan)
 
 
 def raw_bars(pieces: RawPieces) -> pd.DataFrame:

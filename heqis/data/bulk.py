@@ -3,8 +3,9 @@
 Each symbol is built in parallel (``heqis.parallel``: ``--workers K`` processes here, or a Dask
 cluster with ``--cluster``; docs/architecture.md, "Scaling out"), the parent alone writes the
 calendar, the universe, the resume journal and — last — the manifest (``heqis.data.build``). Tushare
-and the bundled sample go through ``pipeline._run_api`` one symbol at a time: Tushare is rate-limited,
-so more processes would only wait for the same quota.
+and the bundled sample go through ``pipeline._run_api`` (``heqis.data.per_symbol``): the sample's
+symbols in worker processes too, Tushare's one at a time (it is rate-limited, so more processes would
+only wait for the same quota).
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import pandas as pd
 
@@ -25,6 +25,16 @@ class QueryApi(Protocol):
     """Anything that answers Tushare Pro queries (the real client wrapper, or a TableApi)."""
 
     def query(self, api_name: str, fields: str = "", **params: object) -> pd.DataFrame: ...
+
+
+@runtime_checkable
+class HeldTables(Protocol):
+    """A source that holds each instrument's tables itself (the sample) and hands them over whole, oldest
+    first, as the paged queries would return them: no queries, no paging, no partial files."""
+
+    def pieces(self, inst: Instrument, start: date, end: date) -> tuple[RawPieces, int]:
+        """(the tables of ``inst`` in [start, end], how many tables that is)."""
+        ...
 
 
 DAILY_API = {"stock": "daily", "index": "index_daily", "fund": "fund_daily"}
@@ -88,6 +98,10 @@ class Fetcher:
 
     def instrument(self, inst: Instrument, start: date, end: date) -> RawPieces:
         """Every table the store needs for ``inst`` in [start, end]."""
+        if isinstance(self.api, HeldTables):
+            pieces, tables = self.api.pieces(inst, start, end)
+            self.calls += tables
+            return pieces
         code = inst.ts_code
         span = f"{ymd(start)}_{ymd(end)}"
 

@@ -14,16 +14,18 @@ from datetime import date, timedelta
 import pandas as pd
 
 from heqis.config import Settings, read_token
-from heqis.data.assemble import RawPieces, merge_raw, raw_bars, st_mask
 from heqis.data.build import SymbolSummary, feature_cache, finish_bars, summarize
-from heqis.data.cleaning import CleaningReport, clean_daily
+from heqis.data.bulk import how_for, run_csv, run_synthetic
+from heqis.data.cleaning import CleaningReport
 from heqis.data.fetch import Fetcher, QueryApi
+from heqis.data.per_symbol import RunContext, StoreWriter, SymbolDone, SymbolJob, fetch_symbol, init_run
 from heqis.data.request import DataRequest, DataResult, Progress, _merge_calendar, _merge_universe
-from heqis.data.schema import BAR_COLUMNS, RAW_COLUMNS
+from heqis.data.schema import BAR_COLUMNS
 from heqis.data.store import MANIFEST_VERSION, DataStore
 from heqis.data.watchlist import Instrument, default_watchlist_text, load_watchlist, parse_watchlist
 from heqis.errors import HeqisError
 from heqis.features.fingerprint import feature_fingerprint
+from heqis.parallel import Parallel, parallel_map
 
 SOURCES = ("sample", "tushare", "csv", "synthetic")
 DEFAULT_TUSHARE_START = date(2018, 1, 1)
@@ -55,38 +57,6 @@ def extend_coverage(prev: tuple[date, date] | None, start: date, horizon: date,
     if prev is None:
         return (start, end)
     return (min(start, prev[0]), max(end, prev[1]))
-
-
-class CacheWriter:
-    """Keeps the store's feature cache in step with its bars: written for every symbol whose bars were
-    written, and for every symbol when the recorded fingerprint is not this code's (stale or absent)."""
-
-    def __init__(self, store: DataStore, manifest: dict | None, wanted: bool) -> None:
-        self.store = store
-        self.wanted = wanted
-        self.refresh_all = wanted and not store.feature_cache_current(manifest)
-        self.recomputed = 0
-        if not wanted:
-            shutil.rmtree(store.features_dir, ignore_errors=True)   # no cache rather than a stale one
-
-    def after(self, code: str, bars: pd.DataFrame | None, bars_written: bool) -> None:
-        if not self.wanted or bars is None or bars.empty:
-            return
-        if bars_written or self.refresh_all or not self.store.features_path(code).exists():
-            self.store.write_features(code, feature_cache(bars))
-            self.recomputed += 1
-
-    def others(self, store: DataStore, done: set[str], upgrade: bool) -> None:
-        """The stored symbols this run did not touch (no longer in the watchlist, other CSV files)."""
-        for code in sorted(set(store.symbols()) - done):
-            bars = store.read_bars(code)
-            if upgrade:
-                bars = finish_bars(bars.loc[:, list(RAW_COLUMNS)])
-                store.write_bars(code, bars)
-            self.after(code, bars, upgrade)
-
-    def fingerprint(self) -> dict | None:
-        return feature_fingerprint() if self.wanted else None
 
 
 def _prepare_store(store: DataStore, source: str, replace: bool) -> dict | None:
@@ -129,8 +99,6 @@ def run_data(req: DataRequest, settings: Settings, progress: Progress | None = N
     with store.lock():
         manifest = _prepare_store(store, req.source, req.replace)
         if req.source in ("csv", "synthetic"):
-            from heqis.data.bulk import run_csv, run_synthetic
-
             run = run_csv if req.source == "csv" else run_synthetic
             return run(req, store, manifest, progress, t0)
         return _run_api(req, settings, store, manifest, progress, t0, api)
@@ -186,63 +154,50 @@ def _run_api(req: DataRequest, settings: Settings, store: DataStore, manifest: d
         store.write_universe(uni)
     names = dict(zip(uni["ts_code"], uni["name"], strict=True))
 
+    upgrading = bool(manifest) and manifest.get("version") != MANIFEST_VERSION   # type: ignore[union-attr]
+    writer = StoreWriter.for_run(store, manifest, req.features)
+    ctx = RunContext(str(store.root), api, req.source, str(partial) if partial else None, start, end,
+                     sessions.to_numpy(), req.features, writer.refresh_all, upgrading)
+    jobs = [SymbolJob(inst, names.get(inst.ts_code, inst.ts_code),
+                      tuple(missing_spans(coverage.get(inst.ts_code), start, end))) for inst in instruments]
+    # the sample's symbols in worker processes; Tushare's one at a time here (its quota sets the pace)
+    how = how_for(req, len(jobs)) if req.source == "sample" else Parallel(1)
+    done: dict[str, SymbolDone] = {}
+    progress("", 0, len(jobs))
+    for job, result in parallel_map(fetch_symbol, jobs, how, initializer=init_run, initargs=(ctx,)):
+        done[job.inst.ts_code] = result
+        progress(job.inst.ts_code, len(done), len(jobs))
     report = CleaningReport()
     summaries = []
-    total = len(instruments)
-    upgrading = bool(manifest) and manifest.get("version") != MANIFEST_VERSION   # type: ignore[union-attr]
-    cache = CacheWriter(store, manifest, req.features)
-    for n, inst in enumerate(instruments):
-        progress(inst.ts_code, n, total)
-        spans = missing_spans(coverage.get(inst.ts_code), start, end)
-        old = store.read_bars_if_any(inst.ts_code)
-        written = False
-        if spans:
-            merged = old.loc[:, list(RAW_COLUMNS)] if old is not None else None
-            names_table = None
-            for a, b in spans:
-                pieces = fetcher.instrument(inst, a, b)
-                daily, rep = clean_daily(pieces.daily, inst.ts_code, f"{req.source} {inst.ts_code}")
-                report.merge(rep)
-                if not daily.empty:
-                    merged = merge_raw(merged, raw_bars(RawPieces(daily, pieces.adj, pieces.limit,
-                                                                  pieces.basic, pieces.names)))
-                names_table = pieces.names if pieces.names is not None else names_table
-            if merged is not None and not merged.empty:
-                if names_table is not None:
-                    merged = merged.assign(is_st=st_mask(merged["trade_date"], names_table))
-                old = finish_bars(merged)
-                store.write_bars(inst.ts_code, old)
-                written = True
-            last_bar = old["trade_date"].iloc[-1].date() if old is not None and len(old) else None
-            extended = extend_coverage(coverage.get(inst.ts_code), start, horizon, last_bar)
+    for job in jobs:
+        result = done[job.inst.ts_code]
+        report.merge(result.report)
+        writer.merge(result)
+        summaries.append(result.summary)
+        if job.spans:
+            extended = extend_coverage(coverage.get(job.inst.ts_code), start, horizon, result.last_bar)
             if extended is not None:
-                coverage[inst.ts_code] = extended
-        elif old is not None and upgrading:          # an older store format: bars without the cache columns
-            old = finish_bars(old.loc[:, list(RAW_COLUMNS)])
-            store.write_bars(inst.ts_code, old)
-            written = True
-        cache.after(inst.ts_code, old, written)
-        summaries.append(summarize(old, inst, names.get(inst.ts_code, inst.ts_code), sessions, bool(spans)))
-        progress(inst.ts_code, n + 1, total)
+                coverage[job.inst.ts_code] = extended
 
-    cache.others(store, {i.ts_code for i in instruments}, upgrading)
+    writer.others({i.ts_code for i in instruments}, upgrading)
     written_manifest = store.write_manifest(req.source, synthetic, coverage, cal_cov,  # type: ignore[arg-type]
-                                            {"watchlist": origin}, cache.fingerprint())
+                                            {"watchlist": origin}, feature_fingerprint() if req.features else None,
+                                            writer.known, sync=True)
     shutil.rmtree(store.partial_dir, ignore_errors=True)
     if not any(s.fetched for s in summaries):
         notes.append("up to date: nothing to fetch")
     if upgrading:
         notes.append(f"upgraded the store to format {MANIFEST_VERSION} (bars without feature columns, and a "
                      "feature cache)")
-    if cache.refresh_all and cache.recomputed and not upgrading and manifest:
-        notes.append(f"recomputed the feature cache ({feature_fingerprint()['id']}) for {cache.recomputed} symbols")
+    if writer.refresh_all and writer.recomputed and not upgrading and manifest:
+        notes.append(f"recomputed the feature cache ({feature_fingerprint()['id']}) for {writer.recomputed} symbols")
     for s in summaries:
         if s.rows == 0:
             notes.append(f"{s.ts_code}: no bars in {start}..{end} (not listed, suspended or unknown code)")
     return DataResult(
         data_dir=str(store.root), source=req.source, synthetic=synthetic, watchlist=origin,
         start=written_manifest["start"], end=written_manifest["end"],
-        content_hash=written_manifest["content_hash"], api_calls=fetcher.calls,
+        content_hash=written_manifest["content_hash"], api_calls=fetcher.calls + sum(d.calls for d in done.values()),
         retries=getattr(api, "retried", 0), seconds=round(time.monotonic() - t0, 3),
         symbols=summaries, cleaning=report, notes=notes)
 

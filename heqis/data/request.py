@@ -43,8 +43,8 @@ class DataRequest:
     years: int = 7                    # --source synthetic: years up to ``end`` (default 2024-12-31)
     planted_ic: float = 0.0           # --source synthetic: the planted daily IC (0: pure noise)
     seed: int | None = None           # --source synthetic: None = the default seed
-    workers: int | None = None        # csv / synthetic: processes (None: the cores); sample, tushare: 1
-    cluster: str | None = None        # csv / synthetic: a Dask scheduler address, or "local"
+    workers: int | None = None        # csv / synthetic / sample: processes (None: the cores); tushare: 1
+    cluster: str | None = None        # csv / synthetic / sample: a Dask scheduler address, or "local"
 
 
 @dataclass

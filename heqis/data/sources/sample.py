@@ -7,20 +7,33 @@ limit-up/limit-down days including one-price (一字板) days, suspensions (no `
 dividends and bonus shares through ``adj_factor``, new listings (no limit for five sessions under
 the registration system, a +44% first-day cap before it),
 an ST period in ``namechange``, turnover in ``daily_basic``; units as Tushare's (vol in lots,
-amount in thousand CNY). The tables are answered through ``TableApi`` so the sample data goes down
-exactly the code path live Tushare data does.
+amount in thousand CNY). The tables go down the code path live Tushare data does — cleaning,
+assembly, adjustment — handed over whole per instrument (``SampleApi.pieces``) instead of paged
+through queries; ``SampleApi.query`` answers Tushare queries too (``TableApi``'s filters, caps and
+order), and ``generate_tables`` gives every instrument's tables at once to the Tushare-format test
+server.
+
+Each instrument is one pass over its sessions in a compiled kernel (``_stock_path``: the state —
+price, adjustment factor, the market's move while suspended, yesterday's return — carries from day
+to day), then its tables are built column by column; only one instrument's rows are in memory at a
+time, so the cost per symbol does not grow with the watchlist. Rounding is Python's ``round``
+exactly (``_round``), and the store it gives is byte for byte the one the first, row-by-row
+generator gave.
 """
 
 from __future__ import annotations
 
+import math
 import zlib
 from dataclasses import dataclass, field
 from datetime import date
 
 import numpy as np
 import pandas as pd
+from numba import njit
 
-from heqis.data.boards import classify, limit_band, price_tick, round_price
+from heqis.data.assemble import RawPieces
+from heqis.data.boards import FREE_DAYS, OLD_FIRST_DAY, REGISTRATION_FROM, classify, limit_ratio, price_tick
 from heqis.data.calendar import xshg_sessions
 from heqis.data.sources.tables import TableApi
 from heqis.data.watchlist import Instrument
@@ -117,10 +130,6 @@ def _market_returns(sessions: pd.DatetimeIndex, seed: int) -> np.ndarray:
     return r
 
 
-def _ymd(day: pd.Timestamp) -> str:
-    return day.strftime("%Y%m%d")
-
-
 def _ex_dates(sessions: pd.DatetimeIndex) -> dict[int, pd.Timestamp]:
     """One ex-dividend session per year: the first session on or after 10 July."""
     out: dict[int, pd.Timestamp] = {}
@@ -131,172 +140,286 @@ def _ex_dates(sessions: pd.DatetimeIndex) -> dict[int, pd.Timestamp]:
     return out
 
 
-def _suspended(sessions: pd.DatetimeIndex, spec: SampleSpec) -> set[pd.Timestamp]:
-    days: set[pd.Timestamp] = set()
+def _suspended(sessions: pd.DatetimeIndex, spec: SampleSpec) -> np.ndarray:
+    """True on the sessions the instrument does not trade (no ``daily`` row)."""
+    days = np.zeros(len(sessions), dtype=bool)
     for first, count in spec.suspensions:
         idx = int(sessions.searchsorted(pd.Timestamp(first)))
-        days.update(sessions[idx: idx + count])
+        days[idx: idx + count] = True
     return days
 
 
-def _is_st(spec: SampleSpec, day: pd.Timestamp) -> bool:
-    return spec.st is not None and spec.st[0] <= day.date() <= spec.st[1]
+@dataclass(frozen=True)
+class Market:
+    """What every instrument of one sample run shares: the sessions (and their Tushare dates), the
+    market's daily log returns, the yearly ex-dividend sessions, the limit ratios per board."""
+
+    sessions: pd.DatetimeIndex
+    returns: np.ndarray
+    ymd: np.ndarray                  # 'YYYYMMDD' of every session (Tushare's date strings)
+    ex_date: np.ndarray              # bool per session
+    ratio_cache: dict = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def of(cls, start: date, end: date, seed: int) -> Market:
+        sessions = xshg_sessions(start, end)
+        ex = np.zeros(len(sessions), dtype=bool)
+        ex[sessions.searchsorted(list(_ex_dates(sessions).values()))] = True
+        return cls(sessions, _market_returns(sessions, seed), sessions.strftime("%Y%m%d").to_numpy(dtype=object), ex)
+
+    def ratios(self, kind: str, board: str, st: np.ndarray) -> np.ndarray:
+        """The limit ratio of every session for an established listing (NaN: none), ``st`` the ST days;
+        ``limit_ratio`` is asked once per session for each (kind, board, ST days) seen."""
+        key = (kind, board, st.tobytes())
+        if key not in self.ratio_cache:
+            values = [limit_ratio(kind, board, bool(on), day) for on, day in zip(st, self.sessions.date, strict=True)]
+            self.ratio_cache[key] = np.array([np.nan if v is None else v for v in values])
+        return self.ratio_cache[key]
 
 
-def _instrument_tables(inst: Instrument, spec: SampleSpec, sessions: pd.DatetimeIndex,
-                       market: np.ndarray, seed: int) -> dict[str, list[dict]]:
-    """Rows of daily / adj / stk_limit / daily_basic for one instrument (Tushare columns)."""
-    rng = _code_rng(inst.ts_code, seed)
-    tick = price_tick(inst.kind)
-    ndp = 3 if inst.kind == "fund" else 2
-    ex_dates = _ex_dates(sessions)
-    ex_lookup = {d: y for y, d in ex_dates.items()}
-    suspended = _suspended(sessions, spec)
-    listed_in_range = spec.list_date is not None and pd.Timestamp(spec.list_date) > sessions[0]
-    daily: list[dict] = []
-    adj_rows: list[dict] = []
-    limit_rows: list[dict] = []
-    basic_rows: list[dict] = []
-    price = spec.price0
-    adj = 1.0
-    carry = 0.0       # market move accumulated while suspended, released on resumption
-    prev_r = 0.0
-    listed_sessions = 0
-    noises = rng.standard_normal((len(sessions), 6))
-    noises[:, 0] -= noises[:, 0].mean()  # the symbol's drift is beta × market + alpha, not luck
-    uniforms = rng.random((len(sessions), 3))
-    for t, day in enumerate(sessions):
-        if spec.list_date is not None and day < pd.Timestamp(spec.list_date):
+@njit(cache=True)
+def _round(x: float, digits: int) -> float:
+    """Python's ``round(x, digits)`` exactly, compiled: the decimal nearest to the double ``x`` (ties to even,
+    decided on the exact product x·10^digits, whose rounding error Dekker's two-product recovers), as the
+    nearest double. The sample's prices and volumes are decimals with few digits, so ties are common here
+    and numpy's ``round`` (round the rounded product) would move some of them by one unit."""
+    scale = 10.0 ** digits
+    p = x * scale
+    split = 134217729.0                     # 2^27 + 1: Veltkamp's split of each factor into 26-bit halves
+    c = split * x
+    xh = c - (c - x)
+    xl = x - xh
+    c = split * scale
+    sh = c - (c - scale)
+    sl = scale - sh
+    err = ((xh * sh - p) + xh * sl + xl * sh) + xl * sl
+    k = math.floor(p)
+    frac = p - k
+    if frac > 0.5 or (frac == 0.5 and (err > 0 or (err == 0 and k % 2 == 1))):
+        k += 1
+    return k / scale
+
+
+@njit(cache=True)
+def _rounded(values: np.ndarray, digits: int) -> np.ndarray:
+    out = np.empty_like(values)
+    for i in range(values.shape[0]):
+        out[i] = _round(values[i], digits)
+    return out
+
+
+@njit(cache=True)
+def _tick(x: float, tick: float) -> float:
+    """``boards.round_price`` compiled: half up to the tick, float noise removed at 3 decimals."""
+    return np.rint(math.floor(x / tick + 0.5 + 1e-9) * tick * 1000.0) / 1000.0
+
+
+@njit(cache=True)
+def _stock_path(market: np.ndarray, noises: np.ndarray, uniforms: np.ndarray, active: np.ndarray,
+                suspended: np.ndarray, ex_date: np.ndarray, bonus: np.ndarray, ratio: np.ndarray,
+                spec: tuple, tick: float, stock: bool, listed_in_range: bool, free_days: int,
+                first_day: tuple) -> tuple:
+    """One instrument's sessions in order — the state (price, adjustment factor, the market's move while
+    suspended, yesterday's return) carries from day to day: per session its pre-close, factor and
+    limits, whether it traded, and its bar (open, high, low, close, lots)."""
+    price0, beta, alpha, sigma, dividend_yield, base_lots = spec
+    n = market.shape[0]
+    up = np.full(n, np.inf)
+    down = np.zeros(n)
+    pre_close = np.zeros(n)
+    factor = np.ones(n)
+    banded = np.zeros(n, dtype=np.bool_)
+    traded = np.zeros(n, dtype=np.bool_)
+    bar = np.zeros((n, 5))
+    price, adj, carry, prev_r, listed = price0, 1.0, 0.0, 0.0, 0
+    gap_sigma = 0.25 * max(sigma, 0.004)
+    wick = 0.4 * max(sigma, 0.006)
+    for t in range(n):
+        if not active[t]:
+            continue
+        pre = price
+        if ex_date[t] and listed > 0:
+            cash = _round(price * dividend_yield, 3)
+            if cash > 0 or bonus[t] > 0:
+                pre = _tick((price - cash) / (1.0 + bonus[t]), tick)
+                adj = adj * price / pre
+        factor[t] = adj
+        pre_close[t] = pre
+        band_up = band_down = ratio[t]
+        if listed_in_range and stock:            # new listings: free first sessions, or a capped debut
+            if listed < free_days:
+                band_up = band_down = np.nan
+            elif free_days == 0 and listed == 0:
+                band_up, band_down = first_day
+        if not np.isnan(band_up):
+            banded[t] = True
+            up[t] = _tick(pre * (1 + band_up), tick)
+            down[t] = _tick(pre * (1 - band_down), tick)
+        if suspended[t]:
+            carry += beta * market[t]
             continue
         noise = noises[t]
-        uniform = uniforms[t]
-        pre = price
-        if day in ex_lookup and inst.kind != "index" and listed_sessions > 0:
-            year = ex_lookup[day]
-            cash = round(price * spec.dividend_yield, 3)
-            bonus = spec.bonus.get(year, 0.0)
-            if cash > 0 or bonus > 0:
-                pre = round_price((price - cash) / (1.0 + bonus), tick)
-                adj = adj * price / pre
-        ymd = _ymd(day)
-        if inst.kind != "index":
-            adj_rows.append({"ts_code": inst.ts_code, "trade_date": ymd, "adj_factor": round(adj, 6)})
-        band = limit_band(inst.kind, inst.board, _is_st(spec, day), day.date(),
-                          listed_sessions if listed_in_range else None, spec.list_date)
-        up = round_price(pre * (1 + band[0]), tick) if band is not None else np.inf
-        down = round_price(pre * (1 - band[1]), tick) if band is not None else 0.0
-        if band is not None:
-            limit_rows.append({"ts_code": inst.ts_code, "trade_date": ymd, "pre_close": pre,
-                               "up_limit": up, "down_limit": down})
-        if day in suspended:
-            carry += spec.beta * market[t]
-            continue
-
-        sigma = spec.sigma
-        r = spec.beta * market[t] + spec.alpha / 242 + sigma * noise[0] + 0.04 * prev_r + carry
+        r = beta * market[t] + alpha / 242 + sigma * noise[0] + 0.04 * prev_r + carry
         carry = 0.0
         one_price = False
-        if listed_in_range and listed_sessions == 0:
-            r = 0.45 + 0.2 * noise[1]                      # debut pop (capped at +44% before registration)
-        elif band is not None and inst.kind == "stock" and uniform[0] < JUMP_PROB:
-            r = float(np.sign(noise[1]) or 1.0) * (band[0] + 0.03)    # news day into the limit
-            one_price = uniform[1] < ONE_PRICE_PROB
-        close = min(max(pre * np.exp(r), down), up)
-        close = round_price(close, tick)
-        gap_sigma = 0.25 * max(sigma, 0.004)
-        open_ = min(max(pre * np.exp(0.3 * r + gap_sigma * noise[2]), down), up)
-        open_ = round_price(open_, tick)
-        wick = 0.4 * max(sigma, 0.006)
-        high = round_price(min(max(open_, close) * np.exp(abs(noise[3]) * wick), up), tick)
-        low = round_price(max(min(open_, close) * np.exp(-abs(noise[4]) * wick), down), tick)
-        if one_price and close in (up, down):
+        if listed_in_range and listed == 0:
+            r = 0.45 + 0.2 * noise[1]                                     # debut pop
+        elif banded[t] and stock and uniforms[t, 0] < JUMP_PROB:
+            r = (1.0 if noise[1] >= 0 else -1.0) * (band_up + 0.03)      # news day into the limit
+            one_price = uniforms[t, 1] < ONE_PRICE_PROB
+        close = _tick(min(max(pre * math.exp(r), down[t]), up[t]), tick)
+        open_ = _tick(min(max(pre * math.exp(0.3 * r + gap_sigma * noise[2]), down[t]), up[t]), tick)
+        high = _tick(min(max(open_, close) * math.exp(abs(noise[3]) * wick), up[t]), tick)
+        low = _tick(max(min(open_, close) * math.exp(-abs(noise[4]) * wick), down[t]), tick)
+        if one_price and (close == up[t] or close == down[t]):
             open_ = high = low = close
         high, low = max(high, open_, close), min(low, open_, close)
-        move = abs(np.log(close / pre))
-        lots = spec.base_lots * np.exp(0.3 * noise[5]) * (1.0 + 8.0 * move) * (0.1 if one_price else 1.0)
-        lots = round(float(lots), 2)
-        avg = (open_ + high + low + close) / 4.0
-        daily.append({
-            "ts_code": inst.ts_code, "trade_date": ymd, "open": open_, "high": high, "low": low,
-            "close": close, "pre_close": round(pre, ndp), "change": round(close - pre, 4),
-            "pct_chg": round((close - pre) / pre * 100.0, 4), "vol": lots,
-            "amount": round(lots * 100.0 * avg / 1000.0, 3),
-        })
-        if inst.kind == "stock":
-            basic_rows.append({"ts_code": inst.ts_code, "trade_date": ymd, "close": close,
-                               "turnover_rate": round(lots * 100.0 / spec.float_shares * 100.0, 4)})
-        prev_r = float(np.log(close / pre))
+        move = math.log(close / pre)
+        lots = base_lots * math.exp(0.3 * noise[5]) * (1.0 + 8.0 * abs(move)) * (0.1 if one_price else 1.0)
+        bar[t, 0], bar[t, 1], bar[t, 2], bar[t, 3], bar[t, 4] = open_, high, low, close, lots
+        traded[t] = True
+        prev_r = move
         price = close
-        listed_sessions += 1
-    return {"daily": daily, "adj": adj_rows, "limit": limit_rows, "basic": basic_rows}
+        listed += 1
+    return pre_close, factor, banded, up, down, traded, bar
 
 
-def _index_tables(inst: Instrument, spec: SampleSpec, sessions: pd.DatetimeIndex,
-                  market: np.ndarray, seed: int) -> list[dict]:
+def _stock_tables(inst: Instrument, spec: SampleSpec, market: Market, seed: int) -> dict[str, pd.DataFrame]:
+    """The per-instrument tables of a stock or a fund (api name → rows, oldest first)."""
+    sessions = market.sessions
+    n = len(sessions)
     rng = _code_rng(inst.ts_code, seed)
-    level = spec.price0
-    rows = []
-    for t, day in enumerate(sessions):
-        noise = rng.standard_normal(4)
+    noises = rng.standard_normal((n, 6))
+    noises[:, 0] -= noises[:, 0].mean()  # the symbol's drift is beta × market + alpha, not luck
+    uniforms = rng.random((n, 3))
+    days = sessions.to_numpy()
+    active = np.ones(n, dtype=bool) if spec.list_date is None else days >= np.datetime64(spec.list_date)
+    listed_in_range = spec.list_date is not None and pd.Timestamp(spec.list_date) > sessions[0]
+    free_days = FREE_DAYS[inst.board] if inst.kind == "stock" and listed_in_range and \
+        spec.list_date >= REGISTRATION_FROM[inst.board] else 0  # type: ignore[operator]
+    st = np.zeros(n, dtype=bool) if spec.st is None else \
+        (days >= np.datetime64(spec.st[0])) & (days <= np.datetime64(spec.st[1]))
+    bonus = np.zeros(n)
+    for year, shares in spec.bonus.items():
+        bonus[sessions.year == year] = shares
+    tick = price_tick(inst.kind)
+    pre, adj, banded, up, down, traded, bar = _stock_path(
+        market.returns, noises, uniforms, active, _suspended(sessions, spec), market.ex_date, bonus,
+        market.ratios(inst.kind, inst.board, st),
+        (spec.price0, spec.beta, spec.alpha, spec.sigma, spec.dividend_yield, spec.base_lots), tick,
+        inst.kind == "stock", listed_in_range, free_days, OLD_FIRST_DAY)
+    code, ymd = inst.ts_code, market.ymd
+    limited = active & banded
+    o, h, lo, c, lots = (bar[traded, j] for j in range(5))
+    lots = _rounded(lots, 2)
+    p = pre[traded]
+    avg = (o + h + lo + c) / 4.0
+    tables = {
+        DAILY_TABLE[inst.kind]: pd.DataFrame({
+            "ts_code": code, "trade_date": ymd[traded], "open": o, "high": h, "low": lo, "close": c,
+            "pre_close": _rounded(p, 3 if inst.kind == "fund" else 2), "change": _rounded(c - p, 4),
+            "pct_chg": _rounded((c - p) / p * 100.0, 4), "vol": lots,
+            "amount": _rounded(lots * 100.0 * avg / 1000.0, 3)}),
+        ADJ_TABLE[inst.kind]: pd.DataFrame({"ts_code": code, "trade_date": ymd[active],
+                                            "adj_factor": _rounded(adj[active], 6)}),
+        "stk_limit": pd.DataFrame({"ts_code": code, "trade_date": ymd[limited], "pre_close": pre[limited],
+                                   "up_limit": up[limited], "down_limit": down[limited]}),
+    }
+    if inst.kind == "stock":
+        tables["daily_basic"] = pd.DataFrame({"ts_code": code, "trade_date": ymd[traded], "close": c,
+                                              "turnover_rate": _rounded(lots * 100.0 / spec.float_shares * 100.0, 4)})
+        list_ymd = spec.list_date.strftime("%Y%m%d") if spec.list_date else ymd[0]
+        tables["namechange"] = pd.DataFrame(_namechanges(code, spec, list_ymd))
+    return tables
+
+
+@njit(cache=True)
+def _index_path(market: np.ndarray, noise: np.ndarray, level: float) -> np.ndarray:
+    """[n, 5] open, high, low, close, pre-close of an index on the market path (each day's rounded close is
+    the next day's base)."""
+    out = np.empty((market.shape[0], 5))
+    for t in range(market.shape[0]):
         pre = level
-        close = round(pre * np.exp(market[t]), 2)
-        open_ = round(pre * np.exp(0.3 * market[t] + 0.002 * noise[0]), 2)
-        high = round(max(open_, close) * np.exp(abs(noise[1]) * 0.004), 2)
-        low = round(min(open_, close) * np.exp(-abs(noise[2]) * 0.004), 2)
-        lots = round(float(spec.base_lots * np.exp(0.25 * noise[3]) * (1 + 10 * abs(market[t]))), 2)
-        rows.append({
-            "ts_code": inst.ts_code, "trade_date": _ymd(day), "open": open_, "high": high, "low": low,
-            "close": close, "pre_close": round(pre, 2), "change": round(close - pre, 4),
-            "pct_chg": round((close - pre) / pre * 100.0, 4), "vol": lots,
-            "amount": round(lots * 100.0 * (open_ + close) / 2.0 / 1000.0 / 1000.0, 3),
-        })
+        close = np.rint(pre * math.exp(market[t]) * 100.0) / 100.0
+        open_ = np.rint(pre * math.exp(0.3 * market[t] + 0.002 * noise[t, 0]) * 100.0) / 100.0
+        high = np.rint(max(open_, close) * math.exp(abs(noise[t, 1]) * 0.004) * 100.0) / 100.0
+        low = np.rint(min(open_, close) * math.exp(-abs(noise[t, 2]) * 0.004) * 100.0) / 100.0
+        out[t, 0], out[t, 1], out[t, 2], out[t, 3], out[t, 4] = open_, high, low, close, pre
         level = close
-    return rows
+    return out
 
 
-def generate_tables(instruments: list[Instrument], start: date = SAMPLE_START, end: date = SAMPLE_END,
-                    seed: int = SAMPLE_SEED) -> dict[str, pd.DataFrame]:
-    """The synthetic market as Tushare Pro tables (api name → DataFrame with Tushare's columns)."""
-    sessions = xshg_sessions(start, end)
-    market = _market_returns(sessions, seed)
-    acc: dict[str, list[dict]] = {k: [] for k in (
-        "daily", "index_daily", "fund_daily", "adj_factor", "fund_adj", "stk_limit", "daily_basic",
-        "namechange", "stock_basic", "index_basic", "fund_basic")}
-    first = _ymd(sessions[0])
+def _index_tables(inst: Instrument, spec: SampleSpec, market: Market, seed: int) -> dict[str, pd.DataFrame]:
+    noise = _code_rng(inst.ts_code, seed).standard_normal((len(market.sessions), 4))
+    o, h, lo, c, p = _index_path(market.returns, noise, spec.price0).T
+    lots = _rounded(spec.base_lots * np.exp(0.25 * noise[:, 3]) * (1 + 10 * np.abs(market.returns)), 2)
+    return {"index_daily": pd.DataFrame({
+        "ts_code": inst.ts_code, "trade_date": market.ymd, "open": o, "high": h, "low": lo, "close": c,
+        "pre_close": np.round(p, 2), "change": np.round(c - p, 4), "pct_chg": np.round((c - p) / p * 100.0, 4),
+        "vol": lots, "amount": np.round(lots * 100.0 * (o + c) / 2.0 / 1000.0 / 1000.0, 3)})}
+
+
+DAILY_TABLE = {"stock": "daily", "fund": "fund_daily", "index": "index_daily"}
+ADJ_TABLE = {"stock": "adj_factor", "fund": "fund_adj"}
+# The columns of every per-instrument table (an instrument a table does not cover gets its columns, no rows).
+PER_INSTRUMENT = {
+    **{api: ("ts_code", "trade_date", "open", "high", "low", "close", "pre_close", "change", "pct_chg", "vol",
+             "amount") for api in DAILY_TABLE.values()},
+    **{api: ("ts_code", "trade_date", "adj_factor") for api in ADJ_TABLE.values()},
+    "stk_limit": ("ts_code", "trade_date", "pre_close", "up_limit", "down_limit"),
+    "daily_basic": ("ts_code", "trade_date", "close", "turnover_rate"),
+    "namechange": ("ts_code", "name", "start_date", "end_date", "ann_date", "change_reason"),
+}
+
+
+def instrument_tables(inst: Instrument, market: Market, seed: int = SAMPLE_SEED) -> dict[str, pd.DataFrame]:
+    """The per-instrument Tushare tables of one sample instrument that apply to its kind, oldest first."""
+    spec = spec_for(inst.ts_code, seed)
+    return _index_tables(inst, spec, market, seed) if inst.kind == "index" else _stock_tables(inst, spec, market, seed)
+
+
+def basic_tables(instruments: list[Instrument], market: Market, start: date, end: date,
+                 seed: int = SAMPLE_SEED) -> dict[str, pd.DataFrame]:
+    """The tables that are not per instrument: the trading calendar and the stock / index / fund lists."""
+    acc: dict[str, list[dict]] = {"stock_basic": [], "index_basic": [], "fund_basic": []}
     for inst in instruments:
         spec = spec_for(inst.ts_code, seed)
         list_ymd = spec.list_date.strftime("%Y%m%d") if spec.list_date else "20010827"
         if inst.kind == "index":
-            acc["index_daily"] += _index_tables(inst, spec, sessions, market, seed)
             acc["index_basic"].append({"ts_code": inst.ts_code, "name": spec.name, "market": "CSI",
                                        "publisher": "中证公司", "category": "规模指数",
                                        "base_date": "20041231", "list_date": "20050408"})
-            continue
-        rows = _instrument_tables(inst, spec, sessions, market, seed)
-        if inst.kind == "fund":
-            acc["fund_daily"] += rows["daily"]
-            acc["fund_adj"] += rows["adj"]
+        elif inst.kind == "fund":
             acc["fund_basic"].append({"ts_code": inst.ts_code, "name": spec.name, "market": "E",
                                       "list_date": list_ymd, "status": "L"})
         else:
-            acc["daily"] += rows["daily"]
-            acc["adj_factor"] += rows["adj"]
-            acc["daily_basic"] += rows["basic"]
             acc["stock_basic"].append({
                 "ts_code": inst.ts_code, "symbol": inst.ts_code[:6], "name": spec.name,
                 "market": MARKET_NAMES[inst.board], "list_date": list_ymd, "list_status": "L",
                 "delist_date": None})
-            acc["namechange"] += _namechanges(inst.ts_code, spec, list_ymd if spec.list_date else first)
-        acc["stk_limit"] += rows["limit"]
     tables = {name: pd.DataFrame(rows) for name, rows in acc.items()}
     days = pd.date_range(pd.Timestamp(start), pd.Timestamp(end), freq="D")
-    open_days = days.isin(sessions)
+    open_days = days.isin(market.sessions)
     pretrade = pd.Series(np.where(open_days, days, pd.NaT), index=days).shift(1).ffill()
     tables["trade_cal"] = pd.DataFrame({
         "exchange": "SSE", "cal_date": days.strftime("%Y%m%d"),
         "is_open": np.where(open_days, "1", "0"),
         "pretrade_date": [d.strftime("%Y%m%d") if pd.notna(d) else None for d in pretrade],
     })
+    return tables
+
+
+def generate_tables(instruments: list[Instrument], start: date = SAMPLE_START, end: date = SAMPLE_END,
+                    seed: int = SAMPLE_SEED) -> dict[str, pd.DataFrame]:
+    """The synthetic market as Tushare Pro tables (api name → DataFrame with Tushare's columns), every
+    instrument at once (what the Tushare-format test server serves)."""
+    market = Market.of(start, end, seed)
+    parts = [instrument_tables(inst, market, seed) for inst in instruments]
+    tables: dict[str, pd.DataFrame] = {}
+    for api, cols in PER_INSTRUMENT.items():
+        frames = [p[api] for p in parts if api in p and len(p[api])]
+        tables[api] = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(cols))
+    tables.update(basic_tables(instruments, market, start, end, seed))
     return tables
 
 
@@ -317,6 +440,62 @@ def _namechanges(code: str, spec: SampleSpec, since: str) -> list[dict]:
     ]
 
 
-def sample_api(instruments: list[Instrument], seed: int = SAMPLE_SEED) -> TableApi:
+class SampleApi:
+    """Answers Tushare queries about the sample market, one instrument at a time.
+
+    An instrument's tables are generated when a query first names it (``ts_code``) and kept until a
+    query names another — the fetcher asks for one instrument's tables in a row — so a run over
+    thousands of symbols holds one symbol's rows at a time and costs the same per symbol. Every query
+    goes through ``TableApi``: Tushare's filters, row caps and newest-first order."""
+
+    def __init__(self, instruments: list[Instrument], seed: int = SAMPLE_SEED, start: date = SAMPLE_START,
+                 end: date = SAMPLE_END) -> None:
+        self.instruments = {i.ts_code: i for i in instruments}
+        self.seed = seed
+        self.market = Market.of(start, end, seed)
+        self.basic = TableApi(basic_tables(instruments, self.market, start, end, seed))
+        self.empty = TableApi({api: pd.DataFrame(columns=list(cols)) for api, cols in PER_INSTRUMENT.items()})
+        self.current: tuple[str, TableApi] = ("", self.empty)
+
+    def _tables(self, code: str) -> TableApi:
+        if self.current[0] != code:
+            self.current = (code, TableApi(instrument_tables(self.instruments[code], self.market, self.seed)))
+        return self.current[1]
+
+    def pieces(self, inst: Instrument, start: date, end: date) -> tuple[RawPieces, int]:
+        """The tables ``Fetcher.instrument`` would page through, handed over whole (heqis.data.fetch.HeldTables):
+        the same rows, oldest first, in [start, end] — without a query or a sort per table."""
+        tables = self._tables(inst.ts_code).tables if inst.ts_code in self.instruments else {}
+        lo, hi = start.strftime("%Y%m%d"), end.strftime("%Y%m%d")
+
+        def span(api: str) -> pd.DataFrame:
+            frame = tables.get(api)
+            if frame is None:
+                return pd.DataFrame(columns=list(PER_INSTRUMENT[api]))
+            days = frame["trade_date"]
+            if not len(frame) or (days.iloc[0] >= lo and days.iloc[-1] <= hi):    # oldest first: all inside
+                return frame
+            keep = ((days >= lo) & (days <= hi)).to_numpy()
+            return frame[keep].reset_index(drop=True)
+
+        kind = inst.kind
+        pieces = RawPieces(daily=span(DAILY_TABLE[kind]), adj=span(ADJ_TABLE[kind]) if kind in ADJ_TABLE else None,
+                           limit=span("stk_limit") if kind != "index" else None,
+                           basic=span("daily_basic") if kind == "stock" else None,
+                           names=tables.get("namechange") if kind == "stock" else None)
+        return pieces, sum(p is not None for p in (pieces.adj, pieces.limit, pieces.basic, pieces.names)) + 1
+
+    def query(self, api_name: str, fields: str = "", **params: object) -> pd.DataFrame:
+        if api_name not in PER_INSTRUMENT:
+            return self.basic.query(api_name, fields, **params)
+        code = str(params.get("ts_code") or "")
+        if code not in self.instruments:
+            return self.empty.query(api_name, fields, **params)
+        tables = self._tables(code)
+        api = tables if api_name in tables.tables else self.empty
+        return api.query(api_name, fields, **params)
+
+
+def sample_api(instruments: list[Instrument], seed: int = SAMPLE_SEED) -> SampleApi:
     """A Tushare-compatible API answering from the synthetic tables."""
-    return TableApi(generate_tables(instruments, seed=seed))
+    return SampleApi(instruments, seed)
