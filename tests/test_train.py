@@ -186,6 +186,19 @@ def test_ctrl_c_leaves_a_resumable_run(sample_store, tmp_path):
     assert result.status == "complete" and result.epochs_run == 4
 
 
+def test_resume_reads_the_runs_own_store_and_names_a_missing_run(sample_store, tmp_path, isolated):
+    """--resume without --data-dir trains on the store the run recorded (the printed resume hint works for a
+    non-default store: here ./heqis-data does not exist); a run folder that is not there is named as such."""
+    out = tmp_path / "run"
+    run_train(short_request(sample_store.root, out, epochs=1))
+    assert not (isolated / "heqis-data").exists()
+    result = run_train(TrainRequest(out=out, epochs=2, resume=True))
+    assert result.status == "complete" and result.epochs_run == 2
+    with pytest.raises(HeqisError) as info:
+        run_train(TrainRequest(out=tmp_path / "missing", resume=True))
+    assert str(tmp_path / "missing") in info.value.message and "data" not in info.value.message.lower()
+
+
 def test_existing_run_and_changed_data_are_refused(short_run, sample_store, tmp_path, isolated):
     out, _ = short_run
     with pytest.raises(HeqisError, match="already holds a training run"):
@@ -365,6 +378,7 @@ def test_the_open_target_is_what_a_close_decision_earns():
 
 
 def test_a_run_with_the_open_target_records_and_scores_it(sample_store, tmp_path):
+    from heqis.backtest.lookahead import check_lookahead
     from heqis.evaluate.run import evaluate_run
     from heqis.features.transform import Scaler
 
@@ -381,6 +395,8 @@ def test_a_run_with_the_open_target_records_and_scores_it(sample_store, tmp_path
     assert zero["n"] == len(opens)                                      # evaluate scores the run's own target
     assert zero["mse"] == pytest.approx(float((opens ** 2).mean()), rel=1e-6)
     assert zero["mse"] != pytest.approx(float((closes ** 2).mean()), rel=1e-3)
+    report = check_lookahead(out, sample_store.root, points=2, symbols=[SYMBOLS[0]])   # per-generator windows
+    assert report.cuts == 2 and report.signals_checked > 0 and report.leaks == []
 
 
 def test_ablations_switch_off_exactly_their_part(sample_store, tmp_path):
