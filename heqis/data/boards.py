@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from datetime import date
 
+import numpy as np
+
 from heqis.errors import HeqisError
 
 TS_CODE = re.compile(r"^(\d{6})\.(SH|SZ|BJ|CSI|CIC|SI|MI)$")
@@ -77,6 +79,23 @@ def limit_ratio(kind: str, board: str, is_st: bool, day: date) -> float | None:
     if is_st:
         return 0.10 if day >= MAIN_ST_10PCT_FROM else 0.05
     return 0.10
+
+
+def limit_ratios(kind: str, board: str, is_st: np.ndarray, days: np.ndarray) -> np.ndarray:
+    """``limit_ratio`` of every day of ``days`` (datetime64; NaN: no limit), asked once per rule regime (ST or
+    not, before or after each rule change) rather than once per day."""
+    d = np.asarray(days, dtype="datetime64[D]")
+    chinext20 = d >= np.datetime64(CHINEXT_20PCT_FROM)
+    st10 = d >= np.datetime64(MAIN_ST_10PCT_FROM)
+    out = np.full(len(d), np.nan)
+    for st in (False, True):
+        for a in (False, True):
+            for b in (False, True):
+                sel = (is_st == st) & (chinext20 == a) & (st10 == b)
+                if sel.any():
+                    ratio = limit_ratio(kind, board, st, d[np.flatnonzero(sel)[0]].item())
+                    out[sel] = np.nan if ratio is None else ratio
+    return out
 
 
 def limit_band(kind: str, board: str, is_st: bool, day: date, listed_sessions: int | None = None,

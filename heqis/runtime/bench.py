@@ -72,7 +72,15 @@ class EchoPeer:
         self.push, self.pull = ctx.socket(zmq.PUSH), ctx.socket(zmq.PULL)
         self.push.connect(f"tcp://127.0.0.1:{base}")
         self.pull.connect(f"tcp://127.0.0.1:{base + 1}")
+        self.pull.setsockopt(zmq.RCVTIMEO, 30_000)    # an echo that never started fails the bench, not hangs it
         self.push.send_multipart(reply)
+
+    def _reply(self) -> list[bytes]:
+        try:
+            return self.pull.recv_multipart()
+        except zmq.Again:
+            raise HeqisError("the ping-pong's echo process did not answer in 30 s",
+                             hint=f"check that '{sys.executable} -c \"import zmq\"' works") from None
 
     def __enter__(self) -> EchoPeer:
         return self
@@ -94,7 +102,7 @@ class EchoPeer:
         frames = encode("window", 1, "X", 0, np.zeros(payload_bytes // 4, np.float32))
         for _ in range(50):                  # connected and warm
             self.push.send_multipart(frames)
-            self.pull.recv_multipart()
+            self._reply()
         lat = np.empty(calls)
         t0 = time.perf_counter()
         for i in range(calls):
@@ -102,7 +110,7 @@ class EchoPeer:
                 time.sleep(wait)
             start = time.perf_counter_ns()
             self.push.send_multipart(frames)
-            decode(self.pull.recv_multipart())
+            decode(self._reply())
             lat[i] = (time.perf_counter_ns() - start) / 1e3
         return sum(len(f) for f in frames), lat
 

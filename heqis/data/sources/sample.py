@@ -33,7 +33,7 @@ import pandas as pd
 from numba import njit
 
 from heqis.data.assemble import RawPieces
-from heqis.data.boards import FREE_DAYS, OLD_FIRST_DAY, REGISTRATION_FROM, classify, limit_ratio, price_tick
+from heqis.data.boards import FREE_DAYS, OLD_FIRST_DAY, REGISTRATION_FROM, classify, limit_ratios, price_tick
 from heqis.data.calendar import xshg_sessions
 from heqis.data.sources.tables import TableApi
 from heqis.data.watchlist import Instrument
@@ -152,13 +152,12 @@ def _suspended(sessions: pd.DatetimeIndex, spec: SampleSpec) -> np.ndarray:
 @dataclass(frozen=True)
 class Market:
     """What every instrument of one sample run shares: the sessions (and their Tushare dates), the
-    market's daily log returns, the yearly ex-dividend sessions, the limit ratios per board."""
+    market's daily log returns, the yearly ex-dividend sessions."""
 
     sessions: pd.DatetimeIndex
     returns: np.ndarray
     ymd: np.ndarray                  # 'YYYYMMDD' of every session (Tushare's date strings)
     ex_date: np.ndarray              # bool per session
-    ratio_cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def of(cls, start: date, end: date, seed: int) -> Market:
@@ -166,15 +165,6 @@ class Market:
         ex = np.zeros(len(sessions), dtype=bool)
         ex[sessions.searchsorted(list(_ex_dates(sessions).values()))] = True
         return cls(sessions, _market_returns(sessions, seed), sessions.strftime("%Y%m%d").to_numpy(dtype=object), ex)
-
-    def ratios(self, kind: str, board: str, st: np.ndarray) -> np.ndarray:
-        """The limit ratio of every session for an established listing (NaN: none), ``st`` the ST days;
-        ``limit_ratio`` is asked once per session for each (kind, board, ST days) seen."""
-        key = (kind, board, st.tobytes())
-        if key not in self.ratio_cache:
-            values = [limit_ratio(kind, board, bool(on), day) for on, day in zip(st, self.sessions.date, strict=True)]
-            self.ratio_cache[key] = np.array([np.nan if v is None else v for v in values])
-        return self.ratio_cache[key]
 
 
 @njit(cache=True)
@@ -305,7 +295,7 @@ def _stock_tables(inst: Instrument, spec: SampleSpec, market: Market, seed: int)
     tick = price_tick(inst.kind)
     pre, adj, banded, up, down, traded, bar = _stock_path(
         market.returns, noises, uniforms, active, _suspended(sessions, spec), market.ex_date, bonus,
-        market.ratios(inst.kind, inst.board, st),
+        limit_ratios(inst.kind, inst.board, st, sessions),
         (spec.price0, spec.beta, spec.alpha, spec.sigma, spec.dividend_yield, spec.base_lots), tick,
         inst.kind == "stock", listed_in_range, free_days, OLD_FIRST_DAY)
     code, ymd = inst.ts_code, market.ymd

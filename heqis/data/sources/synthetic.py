@@ -47,14 +47,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from heqis.data.boards import (
-    CHINEXT_20PCT_FROM,
-    FREE_DAYS,
-    MAIN_ST_10PCT_FROM,
-    OLD_FIRST_DAY,
-    REGISTRATION_FROM,
-    limit_ratio,
-)
+from heqis.data.boards import FREE_DAYS, OLD_FIRST_DAY, REGISTRATION_FROM, limit_ratios
 from heqis.data.calendar import calendar_frame, xshg_sessions
 from heqis.data.schema import RAW_COLUMNS
 from heqis.data.sources.sample import JUMP_PROB, ONE_PRICE_PROB, _market_returns
@@ -207,21 +200,6 @@ def _ar1(z: np.ndarray, rho: float) -> np.ndarray:
     return out
 
 
-def _ratios(board: str, is_st: np.ndarray, days: pd.DatetimeIndex) -> np.ndarray:
-    """The limit ratio of every day (``limit_ratio`` evaluated once per rule regime)."""
-    d = days.to_numpy()
-    chinext20 = d >= np.datetime64(CHINEXT_20PCT_FROM)
-    st10 = d >= np.datetime64(MAIN_ST_10PCT_FROM)
-    out = np.empty(len(d))
-    for st in (False, True):
-        for a in (False, True):
-            for b in (False, True):
-                sel = (is_st == st) & (chinext20 == a) & (st10 == b)
-                if sel.any():
-                    out[sel] = limit_ratio("stock", board, st, days[np.flatnonzero(sel)[0]].date())  # type: ignore[arg-type]
-    return out
-
-
 def _stock_raw(panel: SyntheticPanel, inst: Instrument, i: int) -> tuple[pd.DataFrame, pd.Timestamp]:
     sessions, market = panel.sessions, panel.market
     n = len(sessions)
@@ -264,7 +242,7 @@ def _stock_raw(panel: SyntheticPanel, inst: Instrument, i: int) -> tuple[pd.Data
     carry = np.diff(cm[idx], prepend=cm[idx[0]])
     r = beta * m + sigma * shocks[idx] + carry
     st = is_st_all[idx]
-    ratio = _ratios(inst.board, st, days)
+    ratio = limit_ratios("stock", inst.board, st, days)
     up_ratio, down_ratio = ratio.copy(), ratio.copy()
     if listed_inside:
         if list_date.date() >= REGISTRATION_FROM[inst.board]:
