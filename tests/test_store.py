@@ -138,6 +138,45 @@ def test_csv_source_units_and_bad_rows(isolated):
     assert result.cleaning.dropped[0].row == 4
 
 
+PLAIN_CSVS = {
+    "bom_crlf_quotes": "\ufeffDate,Open,High,Low,Close,Volume,Amount\r\n2024-01-02,10,11,9,10,\"1,000\",NA\r\n"
+                       "2024-01-03,10.5,11,9,10.2,N/A,\r\n",
+    "chinese_adj": "日期,开盘,最高,最低,收盘,成交量,adj_close\n20240102,1,1.2,0.9,1.1,300,0.55\n"
+                   "20240103,,1,1,1,None,nan\n",
+    "header_only": "date,open,high,low,close,volume\n",
+    "trailing_space": "date,open,high,low,close,volume\n2024-01-02 ,1 ,2,0.5,1,10\n",
+}
+ODD_CSVS = {
+    "space_after_comma": "date, open, high, low, close, volume\n2024-01-02, 1, 2, 0.5, 1, 10\n",
+    "short_row": "date,open,high,low,close,volume\n2024-01-02,1,2,0.5,1,10\n2024-01-03,1,2\n",
+    "repeated_name": "date,open,open,low,close,volume\n2024-01-02,1,2,0.5,1,10\n",
+    "latin1": "date,open,high,low,close,volume,name\n2024-01-02,1,2,0.5,1,10,caf\xe9\n",
+    "empty": "",
+}
+
+
+@pytest.mark.parametrize("name", sorted(PLAIN_CSVS))
+def test_arrow_reads_a_plain_csv_as_pandas_does(isolated, name):
+    """The fast reader gives the frame ``pd.read_csv(dtype=str, skipinitialspace=True)`` gives (BOM, CRLF,
+    quotes, pandas' missing-value tokens, Chinese headers, no rows)."""
+    from heqis.data.sources.csv_source import _arrow_text_frame
+
+    path = isolated / f"{name}.csv"
+    path.write_text(PLAIN_CSVS[name], encoding="utf-8", newline="")
+    fast = _arrow_text_frame(path)
+    assert fast is not None
+    pd.testing.assert_frame_equal(fast, pd.read_csv(path, dtype=str, skipinitialspace=True, encoding="utf-8-sig"))
+
+
+@pytest.mark.parametrize("name", sorted(ODD_CSVS))
+def test_anything_but_a_plain_csv_goes_to_pandas(isolated, name):
+    from heqis.data.sources.csv_source import _arrow_text_frame
+
+    path = isolated / f"{name}.csv"
+    path.write_bytes(ODD_CSVS[name].encode("latin-1" if name == "latin1" else "utf-8"))
+    assert _arrow_text_frame(path) is None
+
+
 def test_csv_missing_columns_name_the_file(isolated):
     csv = isolated / "bad.csv"
     csv.write_text("when,price\n2024-01-02,1\n")
