@@ -14,6 +14,9 @@ import numpy as np
 from heqis.errors import HeqisError
 
 TS_CODE = re.compile(r"^(\d{6})\.(SH|SZ|BJ|CSI|CIC|SI|MI)$")
+# Tushare's daily-bar and adjustment-factor tables for each kind of instrument (indices have no factor)
+DAILY_API = {"stock": "daily", "index": "index_daily", "fund": "fund_daily"}
+ADJ_API = {"stock": "adj_factor", "fund": "fund_adj"}
 
 CHINEXT_20PCT_FROM = date(2020, 8, 24)   # ChiNext registration reform: ±10% → ±20%
 # Main-board risk-warning (ST/*ST) stocks: ±5% → ±10% (SSE/SZSE rule revision announced 2025-06-27,

@@ -16,6 +16,7 @@ from typing import Protocol, runtime_checkable
 import pandas as pd
 
 from heqis.data.assemble import RawPieces
+from heqis.data.boards import ADJ_API, DAILY_API
 from heqis.data.sources.tables import ROW_CAPS
 from heqis.data.store import atomic_write_parquet
 from heqis.data.watchlist import Instrument
@@ -37,8 +38,6 @@ class HeldTables(Protocol):
         ...
 
 
-DAILY_API = {"stock": "daily", "index": "index_daily", "fund": "fund_daily"}
-ADJ_API = {"stock": "adj_factor", "fund": "fund_adj"}
 DAILY_FIELDS = "ts_code,trade_date,open,high,low,close,pre_close,change,pct_chg,vol,amount"
 
 

@@ -59,7 +59,8 @@ class StoreWriter:
             self.known[f"features/{code}.parquet"] = self.store.write_features(code, feature_cache(bars), durable=False)
             self.recomputed += 1
 
-    def merge(self, other: StoreWriter | SymbolDone) -> None:
+    def merge(self, other: SymbolDone) -> None:
+        """Take in what a worker wrote for one symbol."""
         self.known.update(other.known)
         self.recomputed += other.recomputed
 

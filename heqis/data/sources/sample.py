@@ -33,7 +33,16 @@ import pandas as pd
 from numba import njit
 
 from heqis.data.assemble import RawPieces
-from heqis.data.boards import FREE_DAYS, OLD_FIRST_DAY, REGISTRATION_FROM, classify, limit_ratios, price_tick
+from heqis.data.boards import (
+    ADJ_API,
+    DAILY_API,
+    FREE_DAYS,
+    OLD_FIRST_DAY,
+    REGISTRATION_FROM,
+    classify,
+    limit_ratios,
+    price_tick,
+)
 from heqis.data.calendar import xshg_sessions
 from heqis.data.sources.tables import TableApi
 from heqis.data.watchlist import Instrument
@@ -305,12 +314,12 @@ def _stock_tables(inst: Instrument, spec: SampleSpec, market: Market, seed: int)
     p = pre[traded]
     avg = (o + h + lo + c) / 4.0
     tables = {
-        DAILY_TABLE[inst.kind]: pd.DataFrame({
+        DAILY_API[inst.kind]: pd.DataFrame({
             "ts_code": code, "trade_date": ymd[traded], "open": o, "high": h, "low": lo, "close": c,
             "pre_close": _rounded(p, 3 if inst.kind == "fund" else 2), "change": _rounded(c - p, 4),
             "pct_chg": _rounded((c - p) / p * 100.0, 4), "vol": lots,
             "amount": _rounded(lots * 100.0 * avg / 1000.0, 3)}),
-        ADJ_TABLE[inst.kind]: pd.DataFrame({"ts_code": code, "trade_date": ymd[active],
+        ADJ_API[inst.kind]: pd.DataFrame({"ts_code": code, "trade_date": ymd[active],
                                             "adj_factor": _rounded(adj[active], 6)}),
         "stk_limit": pd.DataFrame({"ts_code": code, "trade_date": ymd[limited], "pre_close": pre[limited],
                                    "up_limit": up[limited], "down_limit": down[limited]}),
@@ -349,13 +358,11 @@ def _index_tables(inst: Instrument, spec: SampleSpec, market: Market, seed: int)
         "vol": lots, "amount": np.round(lots * 100.0 * (o + c) / 2.0 / 1000.0 / 1000.0, 3)})}
 
 
-DAILY_TABLE = {"stock": "daily", "fund": "fund_daily", "index": "index_daily"}
-ADJ_TABLE = {"stock": "adj_factor", "fund": "fund_adj"}
 # The columns of every per-instrument table (an instrument a table does not cover gets its columns, no rows).
 PER_INSTRUMENT = {
     **{api: ("ts_code", "trade_date", "open", "high", "low", "close", "pre_close", "change", "pct_chg", "vol",
-             "amount") for api in DAILY_TABLE.values()},
-    **{api: ("ts_code", "trade_date", "adj_factor") for api in ADJ_TABLE.values()},
+             "amount") for api in DAILY_API.values()},
+    **{api: ("ts_code", "trade_date", "adj_factor") for api in ADJ_API.values()},
     "stk_limit": ("ts_code", "trade_date", "pre_close", "up_limit", "down_limit"),
     "daily_basic": ("ts_code", "trade_date", "close", "turnover_rate"),
     "namechange": ("ts_code", "name", "start_date", "end_date", "ann_date", "change_reason"),
@@ -459,9 +466,7 @@ class SampleApi:
         lo, hi = start.strftime("%Y%m%d"), end.strftime("%Y%m%d")
 
         def span(api: str) -> pd.DataFrame:
-            frame = tables.get(api)
-            if frame is None:
-                return pd.DataFrame(columns=list(PER_INSTRUMENT[api]))
+            frame = tables.get(api, self.empty.tables[api])
             days = frame["trade_date"]
             if not len(frame) or (days.iloc[0] >= lo and days.iloc[-1] <= hi):    # oldest first: all inside
                 return frame
@@ -469,10 +474,10 @@ class SampleApi:
             return frame[keep].reset_index(drop=True)
 
         kind = inst.kind
-        pieces = RawPieces(daily=span(DAILY_TABLE[kind]), adj=span(ADJ_TABLE[kind]) if kind in ADJ_TABLE else None,
+        pieces = RawPieces(daily=span(DAILY_API[kind]), adj=span(ADJ_API[kind]) if kind in ADJ_API else None,
                            limit=span("stk_limit") if kind != "index" else None,
                            basic=span("daily_basic") if kind == "stock" else None,
-                           names=tables.get("namechange") if kind == "stock" else None)
+                           names=tables.get("namechange", self.empty.tables["namechange"]) if kind == "stock" else None)
         return pieces, sum(p is not None for p in (pieces.adj, pieces.limit, pieces.basic, pieces.names)) + 1
 
     def query(self, api_name: str, fields: str = "", **params: object) -> pd.DataFrame:

@@ -22,15 +22,13 @@ from typing import Any
 
 import numpy as np
 
-from heqis.data.boards import classify
+from heqis.data.boards import ADJ_API, DAILY_API, classify
 from heqis.runtime.bars import H, history_row
 from heqis.runtime.replay_pack import Arrays
 from heqis.runtime.sources.history import Bar
 from heqis.runtime.sources.polled import PolledSource
 
 CHINA = timezone(timedelta(hours=8))   # exchange time; China has no daylight saving time
-DAILY_API = {"stock": "daily", "index": "index_daily", "fund": "fund_daily"}
-ADJ_API = {"stock": "adj_factor", "fund": "fund_adj"}
 DAILY_FIELDS = "ts_code,trade_date,open,high,low,close,pre_close,vol,amount"
 
 
